@@ -1,0 +1,186 @@
+//! Chat templates: the model's Jinja template rendered with minijinja the way HF
+//! `transformers.apply_chat_template` renders it.
+//!
+//! Decisions:
+//! - One compiled template per model, built once (`ChatTemplate::new`); syntax errors surface
+//!   at load time, not on the first request.
+//! - The environment mirrors HF's: `trim_blocks` + `lstrip_blocks`, `raise_exception`,
+//!   `strftime_now`, a Python-faithful `tojson` (see `pyjson`), Python string/dict/list
+//!   methods through minijinja-contrib's pycompat callback, lenient undefined values (Jinja2's
+//!   default), and `{% generation %}` blocks (HF's assistant-mask extension) treated as plain
+//!   blocks.
+//! - Messages are normalised like vLLM does before rendering: content-part arrays become one
+//!   string (text parts joined by "\n"; other part types are an error, this engine is
+//!   text-only), and tool-call `arguments` given as a JSON string become an object, because
+//!   templates write them with `| tojson` and expect a mapping.
+//! - `tools` is passed as given (OpenAI shape) and is `none` when absent, like HF.
+
+mod pyjson;
+mod strftime;
+
+use anyhow::{bail, Context, Result};
+use minijinja::{context, Environment, Error, ErrorKind, Value};
+use serde_json::Value as Json;
+
+const TEMPLATE_NAME: &str = "chat";
+
+/// A compiled chat template plus the special tokens it may reference.
+#[derive(Debug)]
+pub struct ChatTemplate {
+    env: Environment<'static>,
+    bos_token: Option<String>,
+    eos_token: Option<String>,
+}
+
+impl ChatTemplate {
+    /// Compiles `source`; a syntax error is an error here.
+    pub fn new(source: &str, bos_token: Option<String>, eos_token: Option<String>) -> Result<Self> {
+        let mut env = Environment::new();
+        env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.add_function("raise_exception", raise_exception);
+        env.add_function("strftime_now", strftime::strftime_now);
+        env.add_filter("tojson", pyjson::tojson);
+        env.add_template_owned(TEMPLATE_NAME, neutralize_generation_tags(source))
+            .context("compiling chat template")?;
+        Ok(Self {
+            env,
+            bos_token,
+            eos_token,
+        })
+    }
+
+    /// Renders a conversation. `messages` are OpenAI-style objects; `tools` OpenAI-style
+    /// function definitions; `add_generation_prompt` opens the assistant's turn.
+    pub fn render(
+        &self,
+        messages: &[Json],
+        tools: Option<&[Json]>,
+        add_generation_prompt: bool,
+    ) -> Result<String> {
+        let messages = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| normalize_message(m).with_context(|| format!("messages[{i}]")))
+            .collect::<Result<Vec<_>>>()?;
+        let tools = tools.map(Value::from_serialize).unwrap_or(Value::from(()));
+        let ctx = context! {
+            messages => Value::from_serialize(&messages),
+            tools => tools,
+            add_generation_prompt => add_generation_prompt,
+            bos_token => self.bos_token.as_deref().unwrap_or(""),
+            eos_token => self.eos_token.as_deref().unwrap_or(""),
+        };
+        let tmpl = self.env.get_template(TEMPLATE_NAME)?;
+        tmpl.render(ctx).map_err(describe)
+    }
+}
+
+/// `raise_exception(msg)`: templates use it to reject conversations they cannot express.
+fn raise_exception(msg: String) -> Result<Value, Error> {
+    Err(Error::new(ErrorKind::InvalidOperation, msg))
+}
+
+/// A render error with its message first: `raise_exception` texts are meant for the user.
+fn describe(err: Error) -> anyhow::Error {
+    let detail = err.detail().map(str::to_owned);
+    match (err.kind(), detail) {
+        (ErrorKind::InvalidOperation, Some(msg)) => {
+            anyhow::Error::new(err).context(format!("chat template: {msg}"))
+        }
+        _ => anyhow::Error::new(err).context("rendering chat template"),
+    }
+}
+
+/// Flattens content parts and parses string tool-call arguments (see module docs).
+fn normalize_message(message: &Json) -> Result<Json> {
+    let Json::Object(map) = message else {
+        bail!("a message must be an object");
+    };
+    let mut map = map.clone();
+    if let Some(content) = map.get_mut("content") {
+        if let Json::Array(parts) = content {
+            *content = Json::String(flatten_parts(parts)?);
+        }
+    }
+    if let Some(Json::Array(calls)) = map.get_mut("tool_calls") {
+        for call in calls.iter_mut() {
+            if let Some(args) = call.pointer_mut("/function/arguments") {
+                if let Json::String(s) = args {
+                    if let Ok(parsed @ Json::Object(_)) = serde_json::from_str::<Json>(s) {
+                        *args = parsed;
+                    }
+                }
+            }
+        }
+    }
+    Ok(Json::Object(map))
+}
+
+fn flatten_parts(parts: &[Json]) -> Result<String> {
+    let mut texts = Vec::with_capacity(parts.len());
+    for part in parts {
+        match part {
+            Json::String(s) => texts.push(s.as_str()),
+            Json::Object(p) => {
+                let ty = p.get("type").and_then(Json::as_str).unwrap_or("text");
+                match (ty, p.get("text").and_then(Json::as_str)) {
+                    ("text" | "input_text", Some(text)) => texts.push(text),
+                    ("text" | "input_text", None) => bail!("text content part without `text`"),
+                    (other, _) => bail!("content part type {other:?} is not supported (text only)"),
+                }
+            }
+            _ => bail!("a content part must be an object"),
+        }
+    }
+    Ok(texts.join("\n"))
+}
+
+/// Rewrites `{% generation %}`/`{% endgeneration %}` (HF's AssistantTracker extension,
+/// unknown to minijinja) into `{% if true %}`/`{% endif %}`, keeping whitespace-control marks.
+fn neutralize_generation_tags(source: &str) -> String {
+    let mut out = String::with_capacity(source.len());
+    let mut rest = source;
+    while let Some(pos) = rest.find("{%") {
+        let (before, tag) = rest.split_at(pos + 2);
+        out.push_str(before);
+        let marker_len = usize::from(tag.starts_with('-') || tag.starts_with('+'));
+        let (marker, body) = tag.split_at(marker_len);
+        let trimmed = body.trim_start();
+        let ws = &body[..body.len() - trimmed.len()];
+        let keyword_end = trimmed
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(trimmed.len());
+        let replacement = match &trimmed[..keyword_end] {
+            "generation" => Some("if true"),
+            "endgeneration" => Some("endif"),
+            _ => None,
+        };
+        out.push_str(marker);
+        out.push_str(ws);
+        match replacement {
+            Some(r) => {
+                out.push_str(r);
+                rest = &trimmed[keyword_end..];
+            }
+            None => rest = trimmed,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generation_tags_become_plain_blocks() {
+        let src = "a{%- generation -%}b{% endgeneration %}c{% if x %}{% endif %}";
+        assert_eq!(
+            neutralize_generation_tags(src),
+            "a{%- if true -%}b{% endif %}c{% if x %}{% endif %}"
+        );
+    }
+}

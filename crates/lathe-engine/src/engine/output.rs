@@ -1,0 +1,127 @@
+//! Per-request output processing on the engine thread: detokenize, match stop strings and stop
+//! tokens, enforce the length limit, and send events to the request's stream.
+
+use std::sync::Arc;
+
+use lathe_core::SamplingParams;
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::events::{FinishReason, Finished, StreamEvent, TokenDelta};
+use crate::constraint::TokenConstraint;
+use crate::detokenizer::IncrementalDetokenizer;
+use crate::sampler::{Sampled, SamplerState};
+use crate::stop::StopMatcher;
+use crate::tokenizer::TextTokenizer;
+
+pub(crate) struct ActiveRequest {
+    pub params: SamplingParams,
+    pub constraint: Option<Box<dyn TokenConstraint>>,
+    pub sampler: SamplerState,
+    pub prompt_len: usize,
+    pub generated: usize,
+    /// max_tokens capped by the context window.
+    pub max_new: usize,
+    detok: IncrementalDetokenizer,
+    stops: StopMatcher,
+    eos: Vec<u32>,
+    tx: UnboundedSender<StreamEvent>,
+}
+
+/// What became of a request after one token.
+pub(crate) enum Progress {
+    Continue,
+    Done(FinishReason, Option<String>, String),
+    /// The receiver is gone: cancel.
+    Disconnected,
+}
+
+impl ActiveRequest {
+    pub fn new(
+        prompt: &[u32],
+        params: SamplingParams,
+        constraint: Option<Box<dyn TokenConstraint>>,
+        max_model_len: usize,
+        tokenizer: &Arc<TextTokenizer>,
+        tx: UnboundedSender<StreamEvent>,
+    ) -> Self {
+        let mut eos = params.stop_token_ids.clone();
+        if !params.ignore_eos {
+            eos.extend_from_slice(tokenizer.eos_token_ids());
+        }
+        Self {
+            constraint,
+            sampler: SamplerState::new(&params, prompt),
+            prompt_len: prompt.len(),
+            generated: 0,
+            max_new: params.max_tokens.min(max_model_len.saturating_sub(prompt.len())),
+            detok: IncrementalDetokenizer::new(tokenizer.clone(), true),
+            stops: StopMatcher::new(params.stop.clone()),
+            eos,
+            tx,
+            params,
+        }
+    }
+
+    /// Samples this request's next token from its logits row, under its constraint if any.
+    pub fn sample(&mut self, logits: &[f32]) -> Sampled {
+        let mask = self.constraint.as_mut().and_then(|c| c.mask(logits.len()));
+        self.sampler.sample(logits, &self.params, mask.as_deref())
+    }
+
+    /// Handles one sampled token: emits its text unless it ends the request.
+    pub fn on_token(&mut self, s: Sampled, tokenizer: &TextTokenizer) -> Progress {
+        self.sampler.accept(s.token);
+        self.generated += 1;
+        let grammar_done = match self.constraint.as_mut() {
+            Some(c) => {
+                if !c.accept(s.token) {
+                    return Progress::Done(FinishReason::Error("sampled token rejected by the grammar".into()), None, String::new());
+                }
+                c.is_finished()
+            }
+            None => false,
+        };
+        if self.eos.contains(&s.token) {
+            let name = tokenizer.id_to_token(s.token);
+            let rest = self.stops.flush();
+            return Progress::Done(FinishReason::Stop, name, rest);
+        }
+        let piece = self.detok.push(s.token).unwrap_or_default();
+        let outcome = self.stops.push(&piece);
+        let delta = TokenDelta { token: s.token, text: outcome.text, logprobs: s.logprobs };
+        if self.tx.send(StreamEvent::Token(delta)).is_err() {
+            return Progress::Disconnected;
+        }
+        if outcome.stopped {
+            return Progress::Done(FinishReason::Stop, outcome.matched, String::new());
+        }
+        if grammar_done {
+            let tail = self.detok.flush();
+            let mut rest = self.stops.push(&tail);
+            rest.text.push_str(&self.stops.flush());
+            return Progress::Done(FinishReason::Stop, None, rest.text);
+        }
+        if self.generated >= self.max_new {
+            let tail = self.detok.flush();
+            let mut rest = self.stops.push(&tail);
+            if rest.stopped {
+                return Progress::Done(FinishReason::Stop, rest.matched, rest.text);
+            }
+            rest.text.push_str(&self.stops.flush());
+            return Progress::Done(FinishReason::Length, None, rest.text);
+        }
+        Progress::Continue
+    }
+
+    /// Sends the final event.
+    pub fn finish(&self, reason: FinishReason, matched_stop: Option<String>, text: String, cached_tokens: usize) {
+        let _ = self.tx.send(StreamEvent::Finished(Finished {
+            reason,
+            text,
+            prompt_tokens: self.prompt_len,
+            completion_tokens: self.generated,
+            cached_tokens,
+            matched_stop,
+        }));
+    }
+}

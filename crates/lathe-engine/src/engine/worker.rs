@@ -1,0 +1,164 @@
+//! The engine thread: sole owner of the model, the KV cache and the scheduler. It runs
+//! `schedule → execute → update` until shut down; no panic crosses it.
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::Arc;
+
+use lathe_core::{RequestId, Scheduler};
+use lathe_models::{CausalLm, KvCache};
+
+use super::events::FinishReason;
+use super::handle::{Command, EngineStats};
+use super::output::{ActiveRequest, Progress};
+use crate::runner::{execute, HostBatch};
+use crate::tokenizer::TextTokenizer;
+
+pub(crate) struct Worker {
+    pub model: Box<dyn CausalLm>,
+    pub kv: KvCache,
+    pub scheduler: Scheduler,
+    pub tokenizer: Arc<TextTokenizer>,
+    pub stats: Arc<EngineStats>,
+    pub max_model_len: usize,
+    pub active: HashMap<RequestId, ActiveRequest>,
+}
+
+impl Worker {
+    pub fn run(mut self, rx: Receiver<Command>) {
+        loop {
+            // Idle: block until work arrives. Busy: take what is queued without waiting.
+            if self.active.is_empty() {
+                match rx.recv() {
+                    Ok(cmd) => {
+                        if !self.handle(cmd) {
+                            return self.abort_all();
+                        }
+                    }
+                    Err(_) => return,
+                }
+            }
+            loop {
+                match rx.try_recv() {
+                    Ok(cmd) => {
+                        if !self.handle(cmd) {
+                            return self.abort_all();
+                        }
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return self.abort_all(),
+                }
+            }
+            if self.scheduler.has_unfinished() {
+                self.step();
+            }
+            self.publish_stats();
+        }
+    }
+
+    /// Returns false on shutdown.
+    fn handle(&mut self, cmd: Command) -> bool {
+        match cmd {
+            Command::Submit { id, req, tx } => {
+                let max_tokens = req.params.max_tokens.min(self.max_model_len - req.prompt.len());
+                let active = ActiveRequest::new(&req.prompt, req.params, req.constraint, self.max_model_len, &self.tokenizer, tx);
+                if max_tokens == 0 {
+                    active.finish(FinishReason::Length, None, String::new(), 0);
+                    return true;
+                }
+                match self.scheduler.add_request(id, req.prompt, max_tokens) {
+                    Ok(()) => {
+                        self.active.insert(id, active);
+                    }
+                    Err(e) => active.finish(FinishReason::Error(e.to_string()), None, String::new(), 0),
+                }
+            }
+            Command::Abort(id) => {
+                if let Some(req) = self.active.remove(&id) {
+                    self.scheduler.finish_request(id);
+                    req.finish(FinishReason::Abort, None, String::new(), 0);
+                }
+            }
+            Command::Shutdown => return false,
+        }
+        true
+    }
+
+    fn step(&mut self) {
+        let out = self.scheduler.schedule();
+        if !out.preempted.is_empty() {
+            self.stats.preemptions_total.fetch_add(out.preempted.len() as u64, Ordering::Relaxed);
+        }
+        if out.seqs.is_empty() {
+            return;
+        }
+        let batch = HostBatch::build(&out, self.scheduler.block_size());
+        let result = catch_unwind(AssertUnwindSafe(|| execute(self.model.as_ref(), &self.kv, &batch)));
+        let rows = match result {
+            Ok(Ok(rows)) => rows,
+            Ok(Err(e)) => return self.fail(&out.seqs.iter().map(|s| s.id).collect::<Vec<_>>(), e.to_string()),
+            Err(_) => return self.fail(&out.seqs.iter().map(|s| s.id).collect::<Vec<_>>(), "the model panicked".into()),
+        };
+        let prompt_tokens: usize = out
+            .seqs
+            .iter()
+            .filter_map(|s| {
+                let prompt_len = self.active.get(&s.id)?.prompt_len;
+                Some(prompt_len.saturating_sub(s.start_pos).min(s.token_ids.len()))
+            })
+            .sum();
+        self.stats.prompt_tokens_total.fetch_add(prompt_tokens as u64, Ordering::Relaxed);
+        let mut sampled = Vec::with_capacity(rows.len());
+        for (id, row) in batch.sampled.iter().zip(&rows) {
+            if let Some(req) = self.active.get_mut(id) {
+                let s = req.sample(row);
+                sampled.push((*id, s));
+            }
+        }
+        let tokens: Vec<_> = sampled.iter().map(|(id, s)| (*id, s.token)).collect();
+        self.scheduler.update(&out, &tokens);
+        self.stats.generation_tokens_total.fetch_add(tokens.len() as u64, Ordering::Relaxed);
+        for (id, s) in sampled {
+            let Some(req) = self.active.get_mut(&id) else { continue };
+            match req.on_token(s, &self.tokenizer) {
+                Progress::Continue => {}
+                Progress::Done(reason, matched, text) => self.complete(id, reason, matched, text),
+                Progress::Disconnected => self.complete(id, FinishReason::Abort, None, String::new()),
+            }
+        }
+    }
+
+    fn complete(&mut self, id: RequestId, reason: FinishReason, matched: Option<String>, text: String) {
+        let cached = self.scheduler.num_cached_tokens(id).unwrap_or(0);
+        self.scheduler.finish_request(id);
+        if let Some(req) = self.active.remove(&id) {
+            req.finish(reason, matched, text, cached);
+        }
+    }
+
+    fn fail(&mut self, ids: &[RequestId], cause: String) {
+        tracing::error!(%cause, requests = ids.len(), "engine step failed");
+        for &id in ids {
+            self.complete(id, FinishReason::Error(cause.clone()), None, String::new());
+        }
+    }
+
+    fn abort_all(mut self) {
+        let ids: Vec<_> = self.active.keys().copied().collect();
+        for id in ids {
+            self.complete(id, FinishReason::Abort, None, String::new());
+        }
+        self.publish_stats();
+    }
+
+    fn publish_stats(&self) {
+        let s = &self.stats;
+        s.free_blocks.store(self.scheduler.num_free_blocks(), Ordering::Relaxed);
+        s.total_blocks.store(self.scheduler.num_total_blocks(), Ordering::Relaxed);
+        s.waiting.store(self.scheduler.num_waiting(), Ordering::Relaxed);
+        s.running.store(self.scheduler.num_running(), Ordering::Relaxed);
+        s.steps_total.fetch_add(1, Ordering::Relaxed);
+    }
+}

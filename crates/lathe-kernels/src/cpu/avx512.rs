@@ -1,0 +1,191 @@
+//! AVX-512 kernels (VNNI, or AVX-512BW emulating `vpdpbusd` with `vpmaddubsw` + `vpmaddwd`).
+//!
+//! One micro-kernel call computes a 16-row tile against `C` activation rows (C = 8, 4, 2, 1).
+//! Per group and step j it loads one 64-byte weight register (unpacking nibbles for the 4-bit
+//! formats) and issues `C` dot-product instructions with the 4 activation bytes broadcast from
+//! memory (`{1to16}`), so the weight load is amortized over C rows and nothing is reduced
+//! horizontally. The integer sum of a group is exact; it is converted once per group and
+//! scaled by `d_w (16 lanes) * d_x (broadcast)`, plus `c_w * d_x * sum(q)` for the asymmetric
+//! formats. Accumulators: 2C + 4 zmm, well within the 32 registers.
+//!
+//! The integer accumulators restart every group, so consecutive groups are independent and
+//! out-of-order execution overlaps them even at C = 1 (decode); the only loop-carried chain is
+//! the float accumulator.
+
+use super::act::ActQ;
+use super::pack::{Kind, Packed, TILE};
+use super::scalar::act_sum;
+use std::arch::x86_64::*;
+
+/// Activation rows handled per pass over a tile's weights (kept in L2 between tiles).
+const MB: usize = 256;
+
+/// Software prefetch distance for the GEMV path, in bytes.
+const PF_AHEAD: usize = 4096;
+
+#[inline(always)]
+unsafe fn dp<K: Kind, const VNNI: bool>(acc: __m512i, w: __m512i, x: __m512i) -> __m512i {
+    if VNNI {
+        _mm512_dpbusd_epi32(acc, w, x)
+    } else if !K::WIDE {
+        let p = _mm512_maddubs_epi16(w, x);
+        _mm512_add_epi32(acc, _mm512_madd_epi16(p, _mm512_set1_epi16(1)))
+    } else {
+        // maddubs saturates at i16: split u into its low 7 bits and its top bit (0 or 128).
+        let lo = _mm512_and_si512(w, _mm512_set1_epi8(0x7f));
+        let hi = _mm512_and_si512(w, _mm512_set1_epi8(-128));
+        let ones = _mm512_set1_epi16(1);
+        let a = _mm512_madd_epi16(_mm512_maddubs_epi16(lo, x), ones);
+        let b = _mm512_madd_epi16(_mm512_maddubs_epi16(hi, x), ones);
+        _mm512_add_epi32(acc, _mm512_add_epi32(a, b))
+    }
+}
+
+#[inline(always)]
+unsafe fn scales<K: Kind>(p: *const u8) -> __m512 {
+    if K::F32 {
+        _mm512_loadu_ps(p as *const f32)
+    } else {
+        _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i))
+    }
+}
+
+#[inline(always)]
+unsafe fn bcast(p: *const i8) -> __m512i {
+    _mm512_set1_epi32((p as *const i32).read_unaligned())
+}
+
+/// Tile `tile` against activation rows `c0..c0 + C`; writes `nvalid` lanes of each output row.
+#[inline(always)]
+unsafe fn kernel<K: Kind, const VNNI: bool, const C: usize>(
+    tile: *const u8,
+    groups: usize,
+    a: &ActQ,
+    c0: usize,
+    out: *mut f32,
+    ldo: usize,
+    mask: __mmask16,
+) {
+    let nb = a.cols / 32;
+    let m4 = _mm512_set1_epi8(0x0f);
+    let mut f = [_mm512_setzero_ps(); C];
+    for g in 0..groups {
+        let grp = tile.add(g * K::GROUP_BYTES);
+        if C == 1 {
+            // Decode streams the weights from DRAM once: ask for them PF_AHEAD bytes early.
+            // (Prefetching past the end of the tile is harmless: prefetches never fault.)
+            for l in (0..K::GROUP_BYTES).step_by(64) {
+                _mm_prefetch::<_MM_HINT_T0>(grp.add(PF_AHEAD + l) as *const i8);
+            }
+        }
+        let xq: [*const i8; C] =
+            std::array::from_fn(|c| a.q.as_ptr().add((c0 + c) * a.cols + g * K::G));
+        let mut acc = [_mm512_setzero_si512(); C];
+        if !K::ASYM {
+            for (c, v) in acc.iter_mut().enumerate() {
+                *v = _mm512_set1_epi32(K::BIAS * act_sum::<K>(a, c0 + c, g));
+            }
+        }
+        if K::NIBBLE {
+            for j in 0..K::G / 8 {
+                let p = _mm512_loadu_si512(grp.add(64 * j) as *const _);
+                let lo = _mm512_and_si512(p, m4);
+                let hi = _mm512_and_si512(_mm512_srli_epi16(p, 4), m4);
+                for c in 0..C {
+                    acc[c] = dp::<K, VNNI>(acc[c], lo, bcast(xq[c].add(4 * j)));
+                    acc[c] = dp::<K, VNNI>(acc[c], hi, bcast(xq[c].add(16 + 4 * j)));
+                }
+            }
+        } else {
+            for j in 0..K::G / 4 {
+                let w = _mm512_loadu_si512(grp.add(64 * j) as *const _);
+                for c in 0..C {
+                    acc[c] = dp::<K, VNNI>(acc[c], w, bcast(xq[c].add(4 * j)));
+                }
+            }
+        }
+        let dw = scales::<K>(grp.add(K::QBYTES));
+        let cw = if K::ASYM {
+            scales::<K>(grp.add(K::QBYTES + K::SBYTES))
+        } else {
+            dw
+        };
+        for c in 0..C {
+            let row = (c0 + c) * nb;
+            let dx = _mm512_set1_ps(*a.d.get_unchecked(row + g * K::G / 32));
+            f[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[c]), _mm512_mul_ps(dw, dx), f[c]);
+            if K::ASYM {
+                let sd = _mm512_set1_ps(*a.sd32.get_unchecked(row + g));
+                f[c] = _mm512_fmadd_ps(cw, sd, f[c]);
+            }
+        }
+    }
+    for (c, v) in f.iter().enumerate() {
+        _mm512_mask_storeu_ps(out.add((c0 + c) * ldo), mask, *v);
+    }
+}
+
+#[inline(always)]
+unsafe fn drive<K: Kind, const VNNI: bool>(
+    p: &Packed,
+    a: &ActQ,
+    c0: usize,
+    c1: usize,
+    t0: usize,
+    t1: usize,
+    out: *mut f32,
+) {
+    for mb in (c0..c1).step_by(MB) {
+        let me = (mb + MB).min(c1);
+        for t in t0..t1 {
+            let tile = p.tile(t).as_ptr();
+            let nvalid = (p.rows - t * TILE).min(TILE);
+            let mask = ((1u32 << nvalid) - 1) as __mmask16;
+            let o = out.add(t * TILE);
+            let mut c = mb;
+            while c + 8 <= me {
+                kernel::<K, VNNI, 8>(tile, p.groups, a, c, o, p.rows, mask);
+                c += 8;
+            }
+            if c + 4 <= me {
+                kernel::<K, VNNI, 4>(tile, p.groups, a, c, o, p.rows, mask);
+                c += 4;
+            }
+            if c + 2 <= me {
+                kernel::<K, VNNI, 2>(tile, p.groups, a, c, o, p.rows, mask);
+                c += 2;
+            }
+            if c < me {
+                kernel::<K, VNNI, 1>(tile, p.groups, a, c, o, p.rows, mask);
+            }
+        }
+    }
+}
+
+/// See [`super::scalar::tiles`]; requires AVX-512F/BW/VNNI.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+pub(crate) unsafe fn tiles_vnni<K: Kind>(
+    p: &Packed,
+    a: &ActQ,
+    c0: usize,
+    c1: usize,
+    t0: usize,
+    t1: usize,
+    out: *mut f32,
+) {
+    drive::<K, true>(p, a, c0, c1, t0, t1, out)
+}
+
+/// See [`super::scalar::tiles`]; requires AVX-512F/BW.
+#[target_feature(enable = "avx512f,avx512bw")]
+pub(crate) unsafe fn tiles_bw<K: Kind>(
+    p: &Packed,
+    a: &ActQ,
+    c0: usize,
+    c1: usize,
+    t0: usize,
+    t1: usize,
+    out: *mut f32,
+) {
+    drive::<K, false>(p, a, c0, c1, t0, t1, out)
+}

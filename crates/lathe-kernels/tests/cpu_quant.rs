@@ -1,0 +1,460 @@
+//! lathe's CPU quantized matmul against two oracles: ggml-style dequantization followed by an
+//! f64 matmul, and candle's own `QMatMul`. Every format runs on every ISA path this CPU has
+//! plus the scalar fallback, over odd row counts, the SmolLM2 widths and several batch sizes.
+//!
+//! Tolerance: the kernels quantize activations to int8 blocks of 32 (step `amax/127`), so each
+//! output may differ from the exact `W · x` by at most `Σ_i |w_i| · amax(block of i) / 254`
+//! (plus float rounding); every output is checked against that bound, and the relative error
+//! ‖y − ref‖ / ‖ref‖ of well-conditioned cases (≥ 49 outputs) must stay under 2e-2 (it is
+//! about 5e-3). Paths must agree with the scalar path to 1e-5 relative (same integer sums,
+//! different float rounding only). A NaN never passes any check.
+
+use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
+use candle_core::{Device, Module, Tensor};
+use lathe_kernels::cpu::{self, dequantize_gguf, Isa, QuantFormat, QuantMatMul, QuantMatrix};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::borrow::Cow;
+use std::sync::Arc;
+
+const TOL_REF: f64 = 2e-2;
+const TOL_PATH: f64 = 1e-5;
+
+const LEGACY: [QuantFormat; 3] = [QuantFormat::Q4_0, QuantFormat::Q4_1, QuantFormat::Q8_0];
+const KQUANT: [QuantFormat; 2] = [QuantFormat::Q4K, QuantFormat::Q6K];
+
+fn f16b(v: f32) -> [u8; 2] {
+    half::f16::from_f32(v).to_le_bytes()
+}
+
+/// One random GGUF block with realistic (small, positive) scales.
+fn random_block(f: QuantFormat, rng: &mut StdRng, out: &mut Vec<u8>) {
+    let d = rng.random_range(0.002f32..0.02);
+    let start = out.len();
+    match f {
+        QuantFormat::Q4_0 => out.extend(f16b(d)),
+        QuantFormat::Q4_1 => {
+            out.extend(f16b(d));
+            out.extend(f16b(-d * rng.random_range(4.0f32..12.0)));
+        }
+        QuantFormat::Q8_0 => out.extend(f16b(d / 8.0)),
+        QuantFormat::Q4K => {
+            out.extend(f16b(d / 16.0));
+            out.extend(f16b(d / 32.0));
+        }
+        QuantFormat::Q6K => {}
+    }
+    let body = f.block_bytes() - (out.len() - start);
+    out.extend((0..body).map(|_| rng.random::<u8>()));
+    if f == QuantFormat::Q6K {
+        let n = out.len();
+        out[n - 2..].copy_from_slice(&f16b(d / 64.0));
+    }
+}
+
+fn random_matrix(f: QuantFormat, rows: usize, cols: usize, seed: u64) -> Vec<u8> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut v = Vec::with_capacity(rows * f.row_bytes(cols));
+    for _ in 0..rows * cols / f.block_elems() {
+        random_block(f, &mut rng, &mut v);
+    }
+    v
+}
+
+/// Activations like a transformer's: mostly small, a few large channels (every 256th).
+fn random_x(m: usize, cols: usize, seed: u64) -> Vec<f32> {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
+    (0..m * cols)
+        .map(|i| {
+            let v = rng.random_range(-1.0f32..1.0);
+            if i % cols % 256 == 13 {
+                v * 10.0
+            } else {
+                v
+            }
+        })
+        .collect()
+}
+
+fn ref_matmul(w: &[f32], x: &[f32], m: usize, rows: usize, cols: usize) -> Vec<f32> {
+    let mut y = vec![0f32; m * rows];
+    for c in 0..m {
+        for r in 0..rows {
+            let (wr, xc) = (&w[r * cols..(r + 1) * cols], &x[c * cols..(c + 1) * cols]);
+            y[c * rows + r] = wr
+                .iter()
+                .zip(xc)
+                .map(|(&a, &b)| a as f64 * b as f64)
+                .sum::<f64>() as f32;
+        }
+    }
+    y
+}
+
+/// Checks `|y - ref| <= Σ_i |w_i| · amax_block(x_i) / 254 + 1e-5 · Σ_i |w_i x_i|` per output.
+#[allow(clippy::too_many_arguments)]
+fn check_bound(
+    y: &[f32],
+    yref: &[f32],
+    w: &[f32],
+    x: &[f32],
+    m: usize,
+    rows: usize,
+    cols: usize,
+    what: &str,
+) {
+    for c in 0..m {
+        let xc = &x[c * cols..(c + 1) * cols];
+        let step: Vec<f64> = xc
+            .chunks(32)
+            .map(|b| b.iter().fold(0f32, |a, v| a.max(v.abs())) as f64 / 254.0)
+            .collect();
+        for r in 0..rows {
+            let wr = &w[r * cols..(r + 1) * cols];
+            let (mut bound, mut mag) = (0f64, 0f64);
+            for i in 0..cols {
+                bound += (wr[i] as f64).abs() * step[i / 32];
+                mag += (wr[i] as f64 * xc[i] as f64).abs();
+            }
+            let (got, want) = (y[c * rows + r] as f64, yref[c * rows + r] as f64);
+            let ok = (got - want).abs() <= bound * 1.0001 + 1e-5 * mag + 1e-30;
+            assert!(
+                ok,
+                "{what}: out[{c}][{r}] = {got}, ref {want}, bound {bound}"
+            );
+        }
+    }
+}
+
+/// ‖a − b‖ / ‖b‖ (NaN if anything is NaN, which then fails every `<` check).
+fn rel_err(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let (mut num, mut den) = (0f64, 0f64);
+    for (&x, &y) in a.iter().zip(b) {
+        if x.is_nan() || y.is_nan() {
+            return f64::NAN;
+        }
+        num += (x as f64 - y as f64).powi(2);
+        den += (y as f64).powi(2);
+    }
+    (num / den.max(1e-30)).sqrt()
+}
+
+fn ggml_dtype(f: QuantFormat) -> GgmlDType {
+    match f {
+        QuantFormat::Q4_0 => GgmlDType::Q4_0,
+        QuantFormat::Q4_1 => GgmlDType::Q4_1,
+        QuantFormat::Q8_0 => GgmlDType::Q8_0,
+        QuantFormat::Q4K => GgmlDType::Q4K,
+        QuantFormat::Q6K => GgmlDType::Q6K,
+    }
+}
+
+fn qtensor(f: QuantFormat, rows: usize, cols: usize, data: &[u8]) -> QTensor {
+    let storage = QStorage::from_data(Cow::Borrowed(data), &Device::Cpu, ggml_dtype(f)).unwrap();
+    QTensor::new(storage, (rows, cols)).unwrap()
+}
+
+/// Runs one (format, rows, cols) case over several m on every path; returns checks made.
+fn check_case(f: QuantFormat, rows: usize, cols: usize, ms: &[usize], seed: u64) -> usize {
+    let data = random_matrix(f, rows, cols, seed);
+    let w = QuantMatrix::from_gguf_blocks(f, rows, cols, &data).unwrap();
+    let wref = dequantize_gguf(f, rows, cols, &data).unwrap();
+    assert!(
+        w.dequantize() == wref,
+        "{f:?} {rows}x{cols}: packed dequantize differs from ggml"
+    );
+    let mut checks = 1;
+    for &m in ms {
+        let x = random_x(m, cols, seed + m as u64);
+        let yref = ref_matmul(&wref, &x, m, rows, cols);
+        let mut scalar = vec![f32::NAN; m * rows];
+        w.matmul_with(Isa::Scalar, &x, m, &mut scalar);
+        let what = format!("{f:?} {rows}x{cols} m={m} scalar vs ref");
+        check_bound(&scalar, &yref, &wref, &x, m, rows, cols, &what);
+        let e = rel_err(&scalar, &yref);
+        assert!(e < TOL_REF || m * rows < 49, "{what}: {e}");
+        for isa in Isa::available() {
+            let mut y = vec![f32::NAN; m * rows];
+            w.matmul_with(isa, &x, m, &mut y);
+            let e = rel_err(&y, &scalar);
+            assert!(
+                e < TOL_PATH,
+                "{f:?} {rows}x{cols} m={m} {isa:?} vs scalar: {e}"
+            );
+            checks += 1;
+        }
+    }
+    checks
+}
+
+#[test]
+fn legacy_formats_all_paths_all_shapes() {
+    let mut n = 0;
+    for f in LEGACY {
+        for cols in [32, 64, 576, 1536, 4096] {
+            for rows in [1, 7, 49] {
+                n += check_case(f, rows, cols, &[1, 2, 5, 16, 64], (rows * 31 + cols) as u64);
+            }
+        }
+    }
+    eprintln!("{n} legacy checks on {:?}", Isa::available());
+}
+
+#[test]
+fn k_quants_all_paths_all_shapes() {
+    let mut n = 0;
+    for f in KQUANT {
+        for cols in [256, 512, 1536, 4096] {
+            for rows in [1, 7, 49] {
+                n += check_case(f, rows, cols, &[1, 2, 5, 16, 64], (rows * 17 + cols) as u64);
+            }
+        }
+    }
+    eprintln!("{n} k-quant checks on {:?}", Isa::available());
+}
+
+#[test]
+fn smollm2_shapes_multithreaded() {
+    for (f, rows, cols) in [
+        (QuantFormat::Q4_1, 576, 576),
+        (QuantFormat::Q4_1, 1536, 576),
+        (QuantFormat::Q4_1, 576, 1536),
+        (QuantFormat::Q8_0, 192, 576),
+    ] {
+        check_case(f, rows, cols, &[1, 3, 37], rows as u64);
+    }
+}
+
+#[test]
+fn thread_count_does_not_change_results() {
+    let (rows, cols, m) = (200, 576, 19);
+    let data = random_matrix(QuantFormat::Q4_1, rows, cols, 3);
+    let w = QuantMatrix::from_gguf_blocks(QuantFormat::Q4_1, rows, cols, &data).unwrap();
+    let x = random_x(m, cols, 4);
+    let mut base = vec![0f32; m * rows];
+    cpu::set_num_threads(1);
+    w.matmul(&x, m, &mut base);
+    for t in [2, 3, 4] {
+        cpu::set_num_threads(t);
+        let mut y = vec![0f32; m * rows];
+        w.matmul(&x, m, &mut y);
+        assert!(y == base, "{t} threads changed the result");
+    }
+    cpu::set_num_threads(0);
+    assert!(cpu::num_threads() >= 1);
+}
+
+#[test]
+fn matches_candle_qmatmul() {
+    let cases = [
+        (QuantFormat::Q4_0, 49, 576),
+        (QuantFormat::Q4_1, 49, 576),
+        (QuantFormat::Q4_1, 7, 1536),
+        (QuantFormat::Q8_0, 49, 576),
+        (QuantFormat::Q4K, 7, 512),
+        (QuantFormat::Q6K, 49, 256),
+    ];
+    for (f, rows, cols) in cases {
+        let data = random_matrix(f, rows, cols, 11);
+        let qt = qtensor(f, rows, cols, &data);
+        let deq = qt
+            .dequantize(&Device::Cpu)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let wref = dequantize_gguf(f, rows, cols, &data).unwrap();
+        assert!(
+            deq == wref,
+            "{f:?}: candle dequantizes differently from our reference"
+        );
+        let ours = QuantMatrix::from_qtensor(&qt)
+            .unwrap()
+            .expect("supported dtype");
+        assert!(ours.dequantize() == wref);
+        let candle = QMatMul::from_qtensor(qt).unwrap();
+        for m in [1, 5, 16] {
+            let x = random_x(m, cols, 5);
+            let xt = Tensor::from_vec(x.clone(), (m, cols), &Device::Cpu).unwrap();
+            let yc = candle
+                .forward(&xt)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            let mut y = vec![0f32; m * rows];
+            ours.matmul(&x, m, &mut y);
+            let yref = ref_matmul(&wref, &x, m, rows, cols);
+            let (e_ours, e_candle) = (rel_err(&y, &yref), rel_err(&yc, &yref));
+            assert!(e_ours < TOL_REF, "{f:?} m={m}: ours {e_ours}");
+            assert!(
+                rel_err(&y, &yc) < 2.0 * TOL_REF,
+                "{f:?} m={m}: ours vs candle {}",
+                rel_err(&y, &yc)
+            );
+            eprintln!(
+                "{f:?} {rows}x{cols} m={m}: rel err ours {e_ours:.2e}, candle {e_candle:.2e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn custom_op_shapes_dtypes_and_layouts() {
+    let (rows, cols) = (49, 576);
+    let data = random_matrix(QuantFormat::Q4_1, rows, cols, 21);
+    let w = Arc::new(QuantMatrix::from_gguf_blocks(QuantFormat::Q4_1, rows, cols, &data).unwrap());
+    let x = random_x(6, cols, 22);
+    let mut want = vec![0f32; 6 * rows];
+    w.matmul(&x, 6, &mut want);
+    let op = QuantMatMul(w.clone());
+    let xt = Tensor::from_vec(x.clone(), (2, 3, cols), &Device::Cpu).unwrap();
+    let y = xt.apply_op1_no_bwd(&op).unwrap();
+    assert_eq!(y.dims(), &[2, 3, rows]);
+    assert!(y.flatten_all().unwrap().to_vec1::<f32>().unwrap() == want);
+    // Non-contiguous input: the transpose of a [cols, 6] tensor.
+    let xt_t = Tensor::from_vec(x.clone(), (6, cols), &Device::Cpu)
+        .unwrap()
+        .t()
+        .unwrap()
+        .contiguous()
+        .unwrap()
+        .t()
+        .unwrap();
+    assert!(!xt_t.is_contiguous());
+    let y = xt_t
+        .apply_op1_no_bwd(&op)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    assert!(y == want);
+    let yb = xt
+        .to_dtype(candle_core::DType::BF16)
+        .unwrap()
+        .apply_op1_no_bwd(&op)
+        .unwrap();
+    assert_eq!(yb.dtype(), candle_core::DType::BF16);
+    let yb = yb
+        .to_dtype(candle_core::DType::F32)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    assert!(rel_err(&yb, &want) < 2e-2);
+    let bad = Tensor::zeros((2, cols + 32), candle_core::DType::F32, &Device::Cpu).unwrap();
+    assert!(bad.apply_op1_no_bwd(&op).is_err());
+}
+
+#[test]
+fn non_finite_input_gives_nan_not_garbage() {
+    let (rows, cols, m) = (7, 64, 3);
+    for f in LEGACY {
+        let data = random_matrix(f, rows, cols, 9);
+        let w = QuantMatrix::from_gguf_blocks(f, rows, cols, &data).unwrap();
+        for bad in [f32::NAN, f32::INFINITY] {
+            let mut x = random_x(m, cols, 10);
+            x[cols + 40] = bad;
+            for isa in Isa::available() {
+                let mut y = vec![0f32; m * rows];
+                w.matmul_with(isa, &x, m, &mut y);
+                assert!(
+                    y[rows..2 * rows].iter().all(|v| v.is_nan()),
+                    "{f:?} {isa:?}: row with {bad} not NaN"
+                );
+                assert!(y[..rows]
+                    .iter()
+                    .chain(&y[2 * rows..])
+                    .all(|v| v.is_finite()));
+            }
+        }
+    }
+}
+
+#[test]
+fn zero_input_and_bad_shapes() {
+    let data = random_matrix(QuantFormat::Q8_0, 3, 32, 1);
+    let w = QuantMatrix::from_gguf_blocks(QuantFormat::Q8_0, 3, 32, &data).unwrap();
+    let mut y = vec![f32::NAN; 6];
+    w.matmul(&[0.0; 64], 2, &mut y);
+    assert!(y.iter().all(|&v| v == 0.0));
+    w.matmul(&[], 0, &mut []);
+    assert!(QuantMatrix::from_gguf_blocks(QuantFormat::Q8_0, 3, 33, &data).is_err());
+    assert!(QuantMatrix::from_gguf_blocks(QuantFormat::Q8_0, 4, 32, &data).is_err());
+    assert!(QuantMatrix::from_gguf_blocks(QuantFormat::Q4K, 1, 576, &[0; 3 * 144]).is_err());
+    let f32t = QTensor::quantize(
+        &Tensor::zeros((4, 32), candle_core::DType::F32, &Device::Cpu).unwrap(),
+        GgmlDType::F32,
+    )
+    .unwrap();
+    assert!(QuantMatrix::from_qtensor(&f32t).unwrap().is_none());
+}
+
+#[test]
+fn force_isa_selects_the_path() {
+    let data = random_matrix(QuantFormat::Q4_0, 16, 64, 2);
+    let w = QuantMatrix::from_gguf_blocks(QuantFormat::Q4_0, 16, 64, &data).unwrap();
+    let x = random_x(2, 64, 3);
+    let mut a = vec![0f32; 32];
+    let mut b = vec![0f32; 32];
+    cpu::force_isa(Some(Isa::Scalar));
+    assert_eq!(Isa::best(), Isa::Scalar);
+    w.matmul(&x, 2, &mut a);
+    cpu::force_isa(None);
+    w.matmul_with(Isa::Scalar, &x, 2, &mut b);
+    assert!(a == b);
+    assert_eq!(Isa::best(), *Isa::available().last().unwrap());
+}
+
+/// Real weights: every quantized tensor of a GGUF file named by `LATHE_TEST_GGUF` (e.g. the
+/// SmolLM2-135M Q4_1 file) must dequantize exactly like candle and multiply within the bound.
+/// Skipped when the variable is unset.
+#[test]
+fn real_gguf_weights_if_present() {
+    use candle_core::quantized::gguf_file;
+    let Ok(path) = std::env::var("LATHE_TEST_GGUF") else {
+        eprintln!("LATHE_TEST_GGUF unset: skipped");
+        return;
+    };
+    let mut file = std::fs::File::open(&path).unwrap();
+    let content = gguf_file::Content::read(&mut file).unwrap();
+    let mut names: Vec<_> = content.tensor_infos.keys().cloned().collect();
+    names.sort();
+    let mut checked = 0;
+    for name in names {
+        let qt = content.tensor(&mut file, &name, &Device::Cpu).unwrap();
+        let Some(w) = QuantMatrix::from_qtensor(&qt).unwrap() else {
+            continue;
+        };
+        let wref = qt
+            .dequantize(&Device::Cpu)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        assert!(
+            w.dequantize() == wref,
+            "{name}: dequantize differs from candle"
+        );
+        let (rows, cols, m) = (w.rows(), w.cols(), 3);
+        let x = random_x(m, cols, checked as u64);
+        let mut y = vec![f32::NAN; m * rows];
+        w.matmul(&x, m, &mut y);
+        let yref = ref_matmul(&wref, &x, m, rows, cols);
+        check_bound(&y, &yref, &wref, &x, m, rows, cols, &name);
+        assert!(
+            rel_err(&y, &yref) < TOL_REF,
+            "{name}: {}",
+            rel_err(&y, &yref)
+        );
+        checked += 1;
+    }
+    eprintln!("{checked} real tensors checked");
+    assert!(checked > 0);
+}

@@ -1,0 +1,16 @@
+//! Layers shared by every architecture. `attention` is the only module that knows the KV cache
+//! is paged; architectures compose these and never touch the cache themselves.
+
+mod attention;
+mod embedding;
+mod linear;
+mod mlp;
+mod norm;
+mod rotary;
+
+pub use attention::PagedAttentionLayer;
+pub use embedding::Embedding;
+pub use linear::Linear;
+pub use mlp::GatedMlp;
+pub use norm::RmsNorm;
+pub use rotary::{RopeScaling, RotaryEmbedding};

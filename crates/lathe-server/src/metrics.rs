@@ -1,0 +1,114 @@
+//! Prometheus metrics. One registry per `AppState` (no global state), rendered by `GET /metrics`.
+//! Request counts and latencies are recorded by the server as requests finish; engine gauges
+//! (queue, running, KV blocks) are read from `EngineHandle::stats()` at scrape time.
+
+use std::sync::atomic::Ordering;
+
+use lathe_engine::EngineStats;
+use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub requests: IntCounterVec,
+    pub in_flight: IntGauge,
+    pub waiting: IntGauge,
+    pub running: IntGauge,
+    pub kv_blocks_used: IntGauge,
+    pub kv_blocks_free: IntGauge,
+    pub kv_blocks_total: IntGauge,
+    pub preemptions: IntGauge,
+    pub prompt_tokens: IntCounter,
+    pub generation_tokens: IntCounter,
+    pub ttft: Histogram,
+    pub itl: Histogram,
+    pub e2e: Histogram,
+}
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0,
+];
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new("lathe_requests_total", "HTTP requests by route and status code"),
+            &["route", "status"],
+        )
+        .expect("valid metric");
+        let gauge = |name: &str, help: &str| IntGauge::new(name, help).expect("valid metric");
+        let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric");
+        let hist = |name: &str, help: &str| {
+            Histogram::with_opts(HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec())).expect("valid metric")
+        };
+        let m = Self {
+            requests,
+            in_flight: gauge("lathe_server_in_flight_requests", "Generations admitted by the server and not finished"),
+            waiting: gauge("lathe_num_requests_waiting", "Requests queued in the engine (queue length)"),
+            running: gauge("lathe_num_requests_running", "Requests the engine is running"),
+            kv_blocks_used: gauge("lathe_kv_blocks_used", "KV-cache blocks in use"),
+            kv_blocks_free: gauge("lathe_kv_blocks_free", "KV-cache blocks free"),
+            kv_blocks_total: gauge("lathe_kv_blocks_total", "KV-cache blocks in the pool"),
+            preemptions: gauge("lathe_preemptions", "Preemptions since start (engine counter)"),
+            prompt_tokens: counter("lathe_prompt_tokens_total", "Prompt tokens of finished requests"),
+            generation_tokens: counter("lathe_generation_tokens_total", "Generated tokens of finished requests"),
+            ttft: hist("lathe_time_to_first_token_seconds", "Time from request arrival to the first token"),
+            itl: hist("lathe_inter_token_latency_seconds", "Time between consecutive tokens of a request"),
+            e2e: hist("lathe_e2e_request_latency_seconds", "Time from request arrival to its last token"),
+            registry,
+        };
+        m.register_all();
+        m
+    }
+
+    fn register_all(&self) {
+        let r = &self.registry;
+        let boxed: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(self.requests.clone()),
+            Box::new(self.in_flight.clone()),
+            Box::new(self.waiting.clone()),
+            Box::new(self.running.clone()),
+            Box::new(self.kv_blocks_used.clone()),
+            Box::new(self.kv_blocks_free.clone()),
+            Box::new(self.kv_blocks_total.clone()),
+            Box::new(self.preemptions.clone()),
+            Box::new(self.prompt_tokens.clone()),
+            Box::new(self.generation_tokens.clone()),
+            Box::new(self.ttft.clone()),
+            Box::new(self.itl.clone()),
+            Box::new(self.e2e.clone()),
+        ];
+        for c in boxed {
+            r.register(c).expect("metric names are unique");
+        }
+    }
+
+    /// Counts one answered request.
+    pub fn record_request(&self, route: &str, status: u16) {
+        self.requests.with_label_values(&[route, &status.to_string()]).inc();
+    }
+
+    /// The text exposition format, with the engine gauges refreshed from `stats`.
+    pub fn render(&self, stats: Option<&EngineStats>) -> String {
+        if let Some(s) = stats {
+            let free = s.free_blocks.load(Ordering::Relaxed);
+            let total = s.total_blocks.load(Ordering::Relaxed);
+            self.waiting.set(s.waiting.load(Ordering::Relaxed) as i64);
+            self.running.set(s.running.load(Ordering::Relaxed) as i64);
+            self.kv_blocks_free.set(free as i64);
+            self.kv_blocks_total.set(total as i64);
+            self.kv_blocks_used.set(total.saturating_sub(free) as i64);
+            self.preemptions.set(s.preemptions_total.load(Ordering::Relaxed) as i64);
+        }
+        let mut buf = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("text encoding cannot fail");
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,14 @@
+//! The OpenAI wire format as serde types: what clients send (`*Request`, deserialized
+//! leniently: unknown fields are ignored, every field is optional unless OpenAI requires it) and
+//! what we answer (`*Response`, `*Chunk`). No logic lives here; `validation` turns requests into
+//! `Valid*` types.
+
+pub mod chat;
+pub mod common;
+pub mod completions;
+pub mod misc;
+
+pub use chat::*;
+pub use common::*;
+pub use completions::*;
+pub use misc::*;

@@ -1,0 +1,10 @@
+//! The server through `app()` without a socket (`tower::ServiceExt::oneshot`), over one shared
+//! engine serving the default model. One binary, so the model loads once.
+
+mod common;
+
+mod chat;
+mod completions;
+mod errors;
+mod misc;
+mod tools;

@@ -1,0 +1,108 @@
+//! `/v1/models`, `/health`, `/metrics`, `/openapi.json`, `/tokenize`, `/detokenize`.
+
+use axum::http::Method;
+use lathe_server::{AppState, ServerOptions};
+use serde_json::{json, Value};
+
+use crate::common::*;
+
+#[tokio::test]
+async fn models_list_and_get() {
+    let app = lathe_server::app(state_with(ServerOptions { served_model_names: vec!["smol".into()], ..Default::default() }));
+    let (s, bytes) = get(&app, "/v1/models").await;
+    assert_eq!(s, 200);
+    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(v["object"], "list");
+    assert_eq!(v["data"][0]["id"], "smol");
+    assert_eq!(v["data"][0]["object"], "model");
+    for id in ["smol", "smollm2-135m-instruct"] {
+        let (s, bytes) = get(&app, &format!("/v1/models/{id}")).await;
+        assert_eq!(s, 200, "{id}");
+        assert_eq!(serde_json::from_slice::<Value>(&bytes).unwrap()["id"], id);
+    }
+    let (s, bytes) = get(&app, "/v1/models/nope").await;
+    assert_eq!(s, 404);
+    assert_eq!(error_of(&serde_json::from_slice(&bytes).unwrap())["code"], "model_not_found");
+    // The served name works in requests.
+    let (s, _) = post(&app, "/v1/completions", json!({"model": "smol", "prompt": "a", "max_tokens": 1})).await;
+    assert_eq!(s, 200);
+}
+
+#[tokio::test]
+async fn health_is_503_while_loading_then_200() {
+    let state = AppState::loading(ServerOptions::default());
+    let app = lathe_server::app(state.clone());
+    let (s, _, _) = send(&app, Method::GET, "/health", axum::body::Body::empty(), &[]).await;
+    assert_eq!(s, 503);
+    let (s, b) = post(&app, "/v1/chat/completions", json!({"messages": user("x")})).await;
+    assert_eq!(s, 503);
+    error_of(&b);
+    state.set_engine(engine());
+    let (s, _) = get(&app, "/health").await;
+    assert_eq!(s, 200);
+}
+
+#[tokio::test]
+async fn metrics_count_requests_and_show_engine_gauges() {
+    let app = app();
+    let _ = post(&app, "/v1/completions", json!({"prompt": "Hello", "max_tokens": 2, "ignore_eos": true})).await;
+    let _ = post(&app, "/v1/completions", json!({"prompt": "Hello", "temperature": 9})).await;
+    let (s, bytes) = get(&app, "/metrics").await;
+    assert_eq!(s, 200);
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    for needle in [
+        "lathe_requests_total{route=\"/v1/completions\",status=\"200\"} 1",
+        "lathe_requests_total{route=\"/v1/completions\",status=\"400\"} 1",
+        "lathe_num_requests_waiting",
+        "lathe_num_requests_running",
+        "lathe_kv_blocks_used",
+        "lathe_kv_blocks_free",
+        "lathe_prompt_tokens_total",
+        "lathe_generation_tokens_total 2",
+        "lathe_time_to_first_token_seconds_count 1",
+        "lathe_inter_token_latency_seconds_count 1",
+        "lathe_e2e_request_latency_seconds_count 1",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn openapi_documents_exactly_the_routes() {
+    let app = app();
+    let (s, bytes) = get(&app, "/openapi.json").await;
+    assert_eq!(s, 200);
+    let doc: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for &(method, path, _, _, _) in lathe_server::openapi::ROUTES {
+        assert!(doc["paths"][path][method].is_object(), "{method} {path} undocumented");
+        // Each documented route is routed (an empty body is a 400, not a 404/405).
+        let concrete = path.replace("{id}", "smollm2-135m-instruct");
+        let m = if method == "get" { Method::GET } else { Method::POST };
+        let (s, _, _) = send(&app, m, &concrete, "{}", &[]).await;
+        assert!(s != 404 && s != 405, "{method} {path} -> {s}");
+    }
+}
+
+#[tokio::test]
+async fn tokenize_and_detokenize_round_trip() {
+    let app = app();
+    let (s, v) = post(&app, "/tokenize", json!({"prompt": "Hello, world!", "return_token_strs": true})).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["count"].as_u64().unwrap() as usize, v["tokens"].as_array().unwrap().len());
+    assert_eq!(v["max_model_len"], MAX_MODEL_LEN);
+    assert_eq!(v["token_strs"].as_array().unwrap().len(), v["tokens"].as_array().unwrap().len());
+    let (s, d) = post(&app, "/detokenize", json!({"tokens": v["tokens"]})).await;
+    assert_eq!(s, 200);
+    assert!(d["prompt"].as_str().unwrap().ends_with("Hello, world!"));
+
+    let (s, chat) = post(&app, "/tokenize", json!({"messages": user("Hi")})).await;
+    assert_eq!(s, 200);
+    assert!(chat["count"].as_u64().unwrap() > v["count"].as_u64().unwrap());
+
+    let (s, b) = post(&app, "/detokenize", json!({"tokens": [-1]})).await;
+    assert_eq!(s, 400);
+    assert_eq!(error_of(&b)["param"], "tokens[0]");
+    let (s, _) = post(&app, "/tokenize", json!({})).await;
+    assert_eq!(s, 400);
+}

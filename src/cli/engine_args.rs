@@ -1,0 +1,60 @@
+//! Engine flags shared by every command that loads a model.
+
+use clap::Args;
+use lathe_engine::{DeviceChoice, EngineConfig};
+
+#[derive(Args, Debug, Clone)]
+pub struct EngineArgs {
+    /// Registry id, Hugging Face repo (org/name), model directory or .gguf file.
+    #[arg(long, short = 'm', default_value = lathe_models::DEFAULT_MODEL_ID, env = "LATHE_MODEL")]
+    pub model: String,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu", env = "LATHE_DEVICE")]
+    pub device: String,
+    /// Fraction of free GPU memory the KV cache may take after the weights load.
+    #[arg(long, default_value_t = 0.9)]
+    pub gpu_memory_utilization: f32,
+    /// KV-cache size in GiB on the CPU.
+    #[arg(long, default_value_t = 2.0)]
+    pub kv_cache_gib: f64,
+    /// Exact number of KV blocks (overrides the memory-based sizing).
+    #[arg(long)]
+    pub num_blocks: Option<usize>,
+    /// Tokens per KV block.
+    #[arg(long, default_value_t = 16)]
+    pub block_size: usize,
+    /// Most sequences in one batch.
+    #[arg(long, default_value_t = 64)]
+    pub max_num_seqs: usize,
+    /// Token budget of one engine step (chunked prefill splits longer prompts).
+    #[arg(long, default_value_t = 2048)]
+    pub max_num_batched_tokens: usize,
+    /// Context window (default: the model's).
+    #[arg(long)]
+    pub max_model_len: Option<usize>,
+    /// Turn off prefix caching.
+    #[arg(long)]
+    pub no_prefix_caching: bool,
+}
+
+impl EngineArgs {
+    pub fn to_config(&self) -> anyhow::Result<EngineConfig> {
+        Ok(EngineConfig {
+            model: self.model.clone(),
+            device: DeviceChoice::parse(&self.device)?,
+            dtype: None,
+            block_size: self.block_size,
+            num_blocks: self.num_blocks,
+            cpu_kv_cache_bytes: (self.kv_cache_gib * (1u64 << 30) as f64) as usize,
+            gpu_memory_utilization: self.gpu_memory_utilization,
+            max_num_seqs: self.max_num_seqs,
+            max_num_batched_tokens: self.max_num_batched_tokens,
+            max_model_len: self.max_model_len,
+            enable_prefix_caching: !self.no_prefix_caching,
+        })
+    }
+
+    pub fn start(&self) -> anyhow::Result<lathe_engine::EngineHandle> {
+        lathe_engine::start(self.to_config()?)
+    }
+}

@@ -1,0 +1,113 @@
+//! `lathe serve`: the OpenAI-compatible HTTP API (crate lathe-server).
+//!
+//! The socket is bound first and answers `/health` with 503 while the model loads, 200 once it
+//! is ready. SIGINT or SIGTERM stops accepting connections, lets in-flight requests finish (for
+//! a grace period, then cancels them) and exits 0. A model that fails to load exits non-zero.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use clap::Args;
+use lathe_server::{AppState, ServerOptions};
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub engine: super::EngineArgs,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 8000)]
+    pub port: u16,
+    /// Require `Authorization: Bearer <key>` on the API routes (/health and /metrics stay open).
+    #[arg(long, env = "LATHE_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Generations that may wait beyond the engine's --max-num-seqs before requests get 429.
+    #[arg(long, default_value_t = 256)]
+    pub max_queue: usize,
+    /// Name(s) clients use for the model (default: the registry id). Repeatable.
+    #[arg(long)]
+    pub served_model_name: Vec<String>,
+    /// Largest request body in bytes.
+    #[arg(long, default_value_t = 16 << 20)]
+    pub max_body_bytes: usize,
+}
+
+pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    let options = ServerOptions {
+        api_key: a.api_key.clone().filter(|k| !k.is_empty()),
+        served_model_names: a.served_model_name.clone(),
+        engine_slots: a.engine.max_num_seqs,
+        max_queue: a.max_queue,
+        max_body_bytes: a.max_body_bytes,
+        ..ServerOptions::default()
+    };
+    let addr: SocketAddr = tokio::net::lookup_host((a.host.as_str(), a.port))
+        .await
+        .with_context(|| format!("resolving --host {}", a.host))?
+        .next()
+        .with_context(|| format!("--host {} resolves to no address", a.host))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    tracing::info!(
+        address = %listener.local_addr()?,
+        auth = options.api_key.is_some(),
+        "lathe serve: listening on http://{}/v1 (model loading)",
+        listener.local_addr()?
+    );
+    let state = AppState::loading(options);
+
+    let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<anyhow::Error>();
+    let engine_args = a.engine.clone();
+    let loading = state.clone();
+    tokio::spawn(async move {
+        match tokio::task::spawn_blocking(move || engine_args.start()).await {
+            Ok(Ok(engine)) => {
+                tracing::info!(model = %engine.info().id, max_model_len = engine.info().max_model_len, "model loaded; ready");
+                loading.set_engine(engine);
+            }
+            Ok(Err(e)) => {
+                let _ = failed_tx.send(e);
+            }
+            Err(e) => {
+                let _ = failed_tx.send(anyhow::anyhow!("the model loader panicked: {e}"));
+            }
+        }
+    });
+
+    let (err_tx, mut err_rx) = tokio::sync::mpsc::channel::<anyhow::Error>(1);
+    let shutdown = async move {
+        tokio::select! {
+            _ = signal() => {}
+            Ok(e) = failed_rx => { let _ = err_tx.send(e).await; }
+        }
+    };
+    lathe_server::serve_listener(state, listener, shutdown).await?;
+    if let Ok(e) = err_rx.try_recv() {
+        return Err(e.context("loading the model"));
+    }
+    tracing::info!("lathe serve: stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT received"),
+        _ = term => tracing::info!("SIGTERM received"),
+    }
+}
