@@ -10,6 +10,11 @@
 # LATHE_MAX_SPILL bytes (default 32: ptxas sometimes parks a loop-invariant value on the stack,
 # which costs nothing; a real register-pressure spill is far larger). Prints the report and the
 # time taken; the files are compiled in parallel.
+#
+# Then runs the kernels on the CPU (kernels/emu/run.sh: the CUDA source compiled by g++ against
+# a fiber-based emulation of threads, barriers, shuffles, ldmatrix, mma.sync and cp.async) and
+# compares them with C++ twins of the reference: the only check of kernel logic on a machine
+# without a GPU. LATHE_SKIP_EMU=1 skips it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
@@ -64,4 +69,12 @@ echo "check-kernels: $(wc -l <"$report") kernel builds, largest spill ${worst} b
 if [ "$worst" -gt "$MAX_SPILL" ]; then
   echo "check-kernels: FAILED: a kernel spills more than $MAX_SPILL bytes"; exit 1
 fi
-echo "check-kernels: OK"
+
+if [ "${LATHE_SKIP_EMU:-0}" = 1 ]; then
+  echo "check-kernels: emulated kernel tests skipped (LATHE_SKIP_EMU=1)"
+elif ! command -v g++ >/dev/null; then
+  echo "check-kernels: WARNING: no g++, emulated kernel tests not run"
+else
+  bash kernels/emu/run.sh
+fi
+echo "check-kernels: OK in $(( $(date +%s) - start ))s"

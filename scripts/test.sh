@@ -3,8 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # CUDA kernels must compile (nvcc from PyPI, warnings as errors) even where no GPU exists.
-if [ -x scripts/check-kernels.sh ]; then
-  bash scripts/check-kernels.sh
-fi
+bash .ci/check-kernels.sh
 cargo test --workspace --all-targets
 cargo test --workspace --doc

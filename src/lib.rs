@@ -31,8 +31,8 @@
 
 pub use lathe_core::SamplingParams;
 pub use lathe_engine::{
-    DeviceChoice, EngineConfig, EngineHandle, FinishReason, Finished, GenerateRequest, Generated, ModelInfo,
-    RequestStream, StreamEvent, TokenDelta,
+    DeviceChoice, EngineConfig, EngineHandle, FinishReason, Finished, GenerateRequest, Generated,
+    ModelInfo, RequestStream, StreamEvent, TokenDelta,
 };
 pub use lathe_models::{Registry, DEFAULT_MODEL_ID};
 
@@ -41,7 +41,9 @@ pub struct Engine;
 
 impl Engine {
     pub fn builder() -> EngineBuilder {
-        EngineBuilder { cfg: EngineConfig::default() }
+        EngineBuilder {
+            cfg: EngineConfig::default(),
+        }
     }
 }
 

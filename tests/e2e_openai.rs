@@ -37,9 +37,22 @@ fn sdk_python() -> PathBuf {
     let marker = dir.join(format!(".openai-{OPENAI_VERSION}"));
     if !marker.exists() {
         let base = std::env::var("LATHE_E2E_PYTHON").unwrap_or_else(|_| "python3".into());
-        run(Command::new(&base).args(["-m", "venv", "--clear"]).arg(&dir), "creating the e2e virtualenv");
         run(
-            Command::new(&py).args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"]).arg(format!("openai=={OPENAI_VERSION}")),
+            Command::new(&base)
+                .args(["-m", "venv", "--clear"])
+                .arg(&dir),
+            "creating the e2e virtualenv",
+        );
+        run(
+            Command::new(&py)
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                ])
+                .arg(format!("openai=={OPENAI_VERSION}")),
             "installing the openai SDK",
         );
         std::fs::write(&marker, "").unwrap();
@@ -48,7 +61,11 @@ fn sdk_python() -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Kills the server if the test fails before stopping it.
@@ -90,32 +107,63 @@ fn openai_sdk_against_lathe_serve() {
     let port = free_port();
     let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("e2e-serve-{port}.log"));
     let child = Command::new(env!("CARGO_BIN_EXE_lathe"))
-        .args(["serve", "--host", "127.0.0.1", "--port", &port.to_string(), "--max-model-len", "2048", "--kv-cache-gib", "0.5"])
+        .args([
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--max-model-len",
+            "2048",
+            "--kv-cache-gib",
+            "0.5",
+        ])
         .env("LATHE_API_KEY", API_KEY)
         .env("RUST_LOG", "lathe=info,lathe_server=info,warn")
         .stdout(Stdio::null())
         .stderr(File::create(&log).unwrap())
         .spawn()
         .expect("starting lathe serve");
-    let mut server = Server { child: Some(child), log };
+    let mut server = Server {
+        child: Some(child),
+        log,
+    };
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/openai_sdk.py");
     let mut sdk = Command::new(&python)
         .arg(&script)
-        .args(["--base-url", &format!("http://127.0.0.1:{port}/v1"), "--api-key", API_KEY])
+        .args([
+            "--base-url",
+            &format!("http://127.0.0.1:{port}/v1"),
+            "--api-key",
+            API_KEY,
+        ])
         .spawn()
         .expect("running the SDK script");
     let status = wait_timeout(&mut sdk, Duration::from_secs(900)).unwrap_or_else(|| {
         let _ = sdk.kill();
         panic!("the SDK script timed out")
     });
-    assert!(status.success(), "SDK checks failed ({status}); server log:\n{}", server.log());
+    assert!(
+        status.success(),
+        "SDK checks failed ({status}); server log:\n{}",
+        server.log()
+    );
 
     // Graceful shutdown: SIGTERM, exit 0.
     let mut child = server.child.take().unwrap();
-    run(Command::new("kill").args(["-TERM", &child.id().to_string()]), "sending SIGTERM");
+    run(
+        Command::new("kill").args(["-TERM", &child.id().to_string()]),
+        "sending SIGTERM",
+    );
     let exit = wait_timeout(&mut child, Duration::from_secs(30));
     let log = server.log();
-    assert!(exit.is_some_and(|s| s.success()), "lathe serve did not exit 0 after SIGTERM: {exit:?}\n{log}");
-    assert!(log.contains("request finished"), "per-request log lines missing:\n{log}");
+    assert!(
+        exit.is_some_and(|s| s.success()),
+        "lathe serve did not exit 0 after SIGTERM: {exit:?}\n{log}"
+    );
+    assert!(
+        log.contains("request finished"),
+        "per-request log lines missing:\n{log}"
+    );
 }

@@ -56,12 +56,22 @@ fn main() {
         let variants = variants(&src);
         if variants.is_empty() {
             let ptx = out_dir.join(format!("{stem}.ptx"));
-            jobs.push(Job { src: src.clone(), ptx, defines: vec![], konst: stem.to_uppercase() });
+            jobs.push(Job {
+                src: src.clone(),
+                ptx,
+                defines: vec![],
+                konst: stem.to_uppercase(),
+            });
         }
         for v in variants {
             let ptx = out_dir.join(format!("{stem}_{v}.ptx"));
             let defines = vec!["-DLATHE_VARIANT".into(), format!("-DLATHE_VARIANT_{v}")];
-            jobs.push(Job { src: src.clone(), ptx, defines, konst: format!("{}_{}", stem, v).to_uppercase() });
+            jobs.push(Job {
+                src: src.clone(),
+                ptx,
+                defines,
+                konst: format!("{}_{}", stem, v).to_uppercase(),
+            });
         }
     }
 
@@ -87,7 +97,8 @@ fn main() {
 
 /// The `// lathe-variants: ...` list of a source file (empty when there is none).
 fn variants(src: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(src).unwrap_or_else(|e| panic!("cannot read {}: {e}", src.display()));
+    let text = std::fs::read_to_string(src)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", src.display()));
     text.lines()
         .take(40)
         .find_map(|l| l.trim().strip_prefix("// lathe-variants:"))

@@ -293,7 +293,7 @@ template <typename T> static void elementwise_tests() {
     const T *sp = src.data();
     const int64_t *sl = slots.data();
     emu::launch(dim3{4, 1, 1}, 128, 0, [=] { write_kv<T>(cp, sp, sl, nb * bs, t, kvh * d); });
-    check("write_kv (scalar path)", cache, want);
+    check("write_kv", cache, want);
   }
   for (int inter : {11, 64}) {  // silu_and_mul
     const int t = 5;

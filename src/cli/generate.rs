@@ -87,7 +87,11 @@ pub async fn run(a: RunArgs) -> anyhow::Result<()> {
 pub async fn chat(a: ChatArgs) -> anyhow::Result<()> {
     let engine = a.engine.start()?;
     let info = engine.info().clone();
-    let mut messages: Vec<Value> = a.system.iter().map(|s| json!({"role": "system", "content": s})).collect();
+    let mut messages: Vec<Value> = a
+        .system
+        .iter()
+        .map(|s| json!({"role": "system", "content": s}))
+        .collect();
     eprintln!("lathe chat with {} — empty line or Ctrl-D to quit", info.id);
     let stdin = std::io::stdin();
     loop {
@@ -104,7 +108,11 @@ pub async fn chat(a: ChatArgs) -> anyhow::Result<()> {
     }
 }
 
-async fn stream_to_stdout(engine: &EngineHandle, prompt: Vec<u32>, params: SamplingParams) -> anyhow::Result<String> {
+async fn stream_to_stdout(
+    engine: &EngineHandle,
+    prompt: Vec<u32>,
+    params: SamplingParams,
+) -> anyhow::Result<String> {
     let mut stream = engine.submit(GenerateRequest::new(prompt, params))?;
     let mut out = std::io::stdout();
     let mut text = String::new();

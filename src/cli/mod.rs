@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand};
 pub use engine_args::EngineArgs;
 
 #[derive(Parser, Debug)]
-#[command(name = "lathe", version, about = "Local inference engine for open-weight code models")]
+#[command(
+    name = "lathe",
+    version,
+    about = "Local inference engine for open-weight code models"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -4,9 +4,16 @@ use lathe_models::Registry;
 
 pub fn list() -> anyhow::Result<()> {
     let reg = Registry::builtin();
-    println!("{:<32} {:<11} {:<7} {:>8}  {:<6} {:<4} status", "ID", "ARCH", "DTYPE", "CONTEXT", "TIER", "FIM");
+    println!(
+        "{:<32} {:<11} {:<7} {:>8}  {:<6} {:<4} status",
+        "ID", "ARCH", "DTYPE", "CONTEXT", "TIER", "FIM"
+    );
     for m in &reg.models {
-        let status = if m.implemented_arch().is_some() { "ready" } else { "architecture not implemented yet" };
+        let status = if m.implemented_arch().is_some() {
+            "ready"
+        } else {
+            "architecture not implemented yet"
+        };
         println!(
             "{:<32} {:<11} {:<7} {:>8}  {:<6} {:<4} {}",
             m.id,

@@ -48,7 +48,9 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("resolving --host {}", a.host))?
         .next()
         .with_context(|| format!("--host {} resolves to no address", a.host))?;
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
     tracing::info!(
         address = %listener.local_addr()?,
         auth = options.api_key.is_some(),

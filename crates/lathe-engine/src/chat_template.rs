@@ -99,18 +99,16 @@ fn normalize_message(message: &Json) -> Result<Json> {
         bail!("a message must be an object");
     };
     let mut map = map.clone();
-    if let Some(content) = map.get_mut("content") {
-        if let Json::Array(parts) = content {
-            *content = Json::String(flatten_parts(parts)?);
-        }
+    if let Some(Json::Array(parts)) = map.get("content") {
+        let flat = flatten_parts(parts)?;
+        map.insert("content".into(), Json::String(flat));
     }
     if let Some(Json::Array(calls)) = map.get_mut("tool_calls") {
         for call in calls.iter_mut() {
-            if let Some(args) = call.pointer_mut("/function/arguments") {
-                if let Json::String(s) = args {
-                    if let Ok(parsed @ Json::Object(_)) = serde_json::from_str::<Json>(s) {
-                        *args = parsed;
-                    }
+            if let Some(args @ Json::String(_)) = call.pointer_mut("/function/arguments") {
+                let parsed = serde_json::from_str::<Json>(args.as_str().unwrap_or_default());
+                if let Ok(obj @ Json::Object(_)) = parsed {
+                    *args = obj;
                 }
             }
         }

@@ -13,7 +13,7 @@ pub mod stop;
 pub mod tokenizer;
 
 pub use engine::{
-    start, DeviceChoice, EngineConfig, EngineHandle, EngineStats, FinishReason, Finished, GenerateRequest, Generated,
-    ModelInfo, RequestStream, StreamEvent, SubmitError, TokenDelta,
+    start, DeviceChoice, EngineConfig, EngineHandle, EngineStats, FinishReason, Finished,
+    GenerateRequest, Generated, ModelInfo, RequestStream, StreamEvent, SubmitError, TokenDelta,
 };
 pub use lathe_core::SamplingParams;

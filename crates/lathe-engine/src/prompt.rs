@@ -16,10 +16,12 @@ impl ModelInfo {
 
     /// The chat template's output text.
     pub fn render_chat(&self, messages: &[Value], tools: Option<&[Value]>) -> Result<String> {
-        let template = self
-            .chat_template
-            .as_ref()
-            .with_context(|| format!("model `{}` has no chat template; use plain completion", self.id))?;
+        let template = self.chat_template.as_ref().with_context(|| {
+            format!(
+                "model `{}` has no chat template; use plain completion",
+                self.id
+            )
+        })?;
         template.render(messages, tools, true)
     }
 

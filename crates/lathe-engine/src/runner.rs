@@ -27,8 +27,17 @@ pub struct HostBatch {
 
 impl HostBatch {
     pub fn build(out: &SchedulerOutput, block_size: usize) -> Self {
-        let mut b = HostBatch { query_start: vec![0], ..Default::default() };
-        b.max_blocks = out.seqs.iter().map(|s| s.block_table.len()).max().unwrap_or(0).max(1);
+        let mut b = HostBatch {
+            query_start: vec![0],
+            ..Default::default()
+        };
+        b.max_blocks = out
+            .seqs
+            .iter()
+            .map(|s| s.block_table.len())
+            .max()
+            .unwrap_or(0)
+            .max(1);
         for seq in &out.seqs {
             let n = seq.token_ids.len();
             for (i, &tok) in seq.token_ids.iter().enumerate() {
@@ -36,7 +45,8 @@ impl HostBatch {
                 b.input_ids.push(tok);
                 b.positions.push(pos as u32);
                 let block = seq.block_table[pos / block_size] as i64;
-                b.slot_mapping.push(block * block_size as i64 + (pos % block_size) as i64);
+                b.slot_mapping
+                    .push(block * block_size as i64 + (pos % block_size) as i64);
             }
             let mut table = seq.block_table.clone();
             table.resize(b.max_blocks, 0);
@@ -95,8 +105,20 @@ mod tests {
     fn flattens_mixed_prefill_and_decode() {
         let out = SchedulerOutput {
             seqs: vec![
-                ScheduledSeq { id: 1, token_ids: vec![7], start_pos: 17, block_table: vec![4, 9], sample: true },
-                ScheduledSeq { id: 2, token_ids: vec![1, 2, 3], start_pos: 0, block_table: vec![5], sample: false },
+                ScheduledSeq {
+                    id: 1,
+                    token_ids: vec![7],
+                    start_pos: 17,
+                    block_table: vec![4, 9],
+                    sample: true,
+                },
+                ScheduledSeq {
+                    id: 2,
+                    token_ids: vec![1, 2, 3],
+                    start_pos: 0,
+                    block_table: vec![5],
+                    sample: false,
+                },
             ],
             preempted: vec![],
             num_batched_tokens: 4,

@@ -38,8 +38,16 @@ impl SamplerState {
             Some(seed) => StdRng::seed_from_u64(seed),
             None => StdRng::from_os_rng(),
         };
-        let seen = if params.repetition_penalty != 1.0 { prompt.iter().copied().collect() } else { Default::default() };
-        Self { rng, output_counts: HashMap::new(), seen }
+        let seen = if params.repetition_penalty != 1.0 {
+            prompt.iter().copied().collect()
+        } else {
+            Default::default()
+        };
+        Self {
+            rng,
+            output_counts: HashMap::new(),
+            seen,
+        }
     }
 
     /// Records a generated token.
@@ -49,7 +57,12 @@ impl SamplerState {
     }
 
     /// Samples from `logits` (one row, f32), optionally restricted to `allowed` tokens.
-    pub fn sample(&mut self, logits: &[f32], params: &SamplingParams, allowed: Option<&[bool]>) -> Sampled {
+    pub fn sample(
+        &mut self,
+        logits: &[f32],
+        params: &SamplingParams,
+        allowed: Option<&[bool]>,
+    ) -> Sampled {
         let logprobs = params.logprobs.map(|k| raw_logprobs(logits, k));
         let mut l = logits.to_vec();
         self.apply_penalties(&mut l, params);
@@ -60,8 +73,15 @@ impl SamplerState {
                 }
             }
         }
-        let token = if params.is_greedy() { argmax(&l) } else { self.sample_random(&mut l, params) };
-        let logprobs = logprobs.map(|(lse, top)| TokenLogprobs { logprob: logits[token as usize] - lse, top });
+        let token = if params.is_greedy() {
+            argmax(&l)
+        } else {
+            self.sample_random(&mut l, params)
+        };
+        let logprobs = logprobs.map(|(lse, top)| TokenLogprobs {
+            logprob: logits[token as usize] - lse,
+            top,
+        });
         Sampled { token, logprobs }
     }
 
@@ -69,7 +89,11 @@ impl SamplerState {
         if p.repetition_penalty != 1.0 {
             for &t in &self.seen {
                 let x = &mut l[t as usize];
-                *x = if *x > 0.0 { *x / p.repetition_penalty } else { *x * p.repetition_penalty };
+                *x = if *x > 0.0 {
+                    *x / p.repetition_penalty
+                } else {
+                    *x * p.repetition_penalty
+                };
             }
         }
         if p.presence_penalty != 0.0 || p.frequency_penalty != 0.0 {
@@ -91,7 +115,11 @@ impl SamplerState {
         if cand.is_empty() {
             return argmax(l);
         }
-        let k = if p.top_k == 0 { cand.len() } else { p.top_k.min(cand.len()) };
+        let k = if p.top_k == 0 {
+            cand.len()
+        } else {
+            p.top_k.min(cand.len())
+        };
         if k < cand.len() {
             cand.select_nth_unstable_by(k - 1, |a, b| b.1.total_cmp(&a.1));
             cand.truncate(k);
@@ -147,11 +175,18 @@ fn raw_logprobs(logits: &[f32], k: usize) -> (f32, Vec<(u32, f32)>) {
     let mut idx: Vec<u32> = (0..logits.len() as u32).collect();
     let k = k.min(idx.len());
     if k > 0 && k < idx.len() {
-        idx.select_nth_unstable_by(k - 1, |&a, &b| logits[b as usize].total_cmp(&logits[a as usize]));
+        idx.select_nth_unstable_by(k - 1, |&a, &b| {
+            logits[b as usize].total_cmp(&logits[a as usize])
+        });
     }
     idx.truncate(k);
     idx.sort_unstable_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]));
-    (lse, idx.into_iter().map(|i| (i, logits[i as usize] - lse)).collect())
+    (
+        lse,
+        idx.into_iter()
+            .map(|i| (i, logits[i as usize] - lse))
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -159,7 +194,10 @@ mod tests {
     use super::*;
 
     fn params() -> SamplingParams {
-        SamplingParams { temperature: 1.0, ..SamplingParams::default() }
+        SamplingParams {
+            temperature: 1.0,
+            ..SamplingParams::default()
+        }
     }
 
     #[test]
@@ -173,9 +211,14 @@ mod tests {
     fn same_seed_same_tokens_different_seed_differs() {
         let logits: Vec<f32> = (0..100).map(|i| ((i * 37) % 11) as f32 * 0.3).collect();
         let run = |seed| {
-            let p = SamplingParams { seed: Some(seed), ..params() };
+            let p = SamplingParams {
+                seed: Some(seed),
+                ..params()
+            };
             let mut s = SamplerState::new(&p, &[]);
-            (0..32).map(|_| s.sample(&logits, &p, None).token).collect::<Vec<_>>()
+            (0..32)
+                .map(|_| s.sample(&logits, &p, None).token)
+                .collect::<Vec<_>>()
         };
         assert_eq!(run(7), run(7));
         assert_ne!(run(7), run(8));
@@ -184,7 +227,16 @@ mod tests {
     #[test]
     fn top_k_one_is_greedy_and_top_p_tiny_is_greedy() {
         let logits = [0.0, 1.0, 5.0, 2.0];
-        for p in [SamplingParams { top_k: 1, ..params() }, SamplingParams { top_p: 0.01, ..params() }] {
+        for p in [
+            SamplingParams {
+                top_k: 1,
+                ..params()
+            },
+            SamplingParams {
+                top_p: 0.01,
+                ..params()
+            },
+        ] {
             let mut s = SamplerState::new(&p, &[]);
             for _ in 0..20 {
                 assert_eq!(s.sample(&logits, &p, None).token, 2);
@@ -195,7 +247,11 @@ mod tests {
     #[test]
     fn min_p_removes_unlikely_tokens() {
         let logits = [10.0, 9.5, 0.0, 0.0, 0.0];
-        let p = SamplingParams { min_p: 0.1, seed: Some(1), ..params() };
+        let p = SamplingParams {
+            min_p: 0.1,
+            seed: Some(1),
+            ..params()
+        };
         let mut s = SamplerState::new(&p, &[]);
         for _ in 0..200 {
             assert!(s.sample(&logits, &p, None).token < 2);
@@ -205,12 +261,18 @@ mod tests {
     #[test]
     fn penalties_change_the_choice() {
         let logits = [2.0, 1.9];
-        let p = SamplingParams { frequency_penalty: 1.0, ..SamplingParams::greedy(4) };
+        let p = SamplingParams {
+            frequency_penalty: 1.0,
+            ..SamplingParams::greedy(4)
+        };
         let mut s = SamplerState::new(&p, &[]);
         assert_eq!(s.sample(&logits, &p, None).token, 0);
         s.accept(0);
         assert_eq!(s.sample(&logits, &p, None).token, 1);
-        let p = SamplingParams { repetition_penalty: 2.0, ..SamplingParams::greedy(4) };
+        let p = SamplingParams {
+            repetition_penalty: 2.0,
+            ..SamplingParams::greedy(4)
+        };
         let mut s = SamplerState::new(&p, &[0]);
         assert_eq!(s.sample(&logits, &p, None).token, 1);
     }
@@ -225,7 +287,10 @@ mod tests {
 
     #[test]
     fn logprobs_are_normalised_and_sorted() {
-        let p = SamplingParams { logprobs: Some(2), ..SamplingParams::greedy(4) };
+        let p = SamplingParams {
+            logprobs: Some(2),
+            ..SamplingParams::greedy(4)
+        };
         let mut s = SamplerState::new(&p, &[]);
         let out = s.sample(&[1.0, 3.0, 2.0], &p, None);
         let lp = out.logprobs.unwrap();

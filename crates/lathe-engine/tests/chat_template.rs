@@ -2,14 +2,19 @@
 //! tools and tool results, and the HF environment features real templates rely on.
 
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use candle_core::quantized::gguf_file;
 use lathe_engine::chat_template::ChatTemplate;
 use lathe_engine::tokenizer::TextTokenizer;
 use serde_json::json;
 
+/// Resolved once per test binary: the first call may download the model, and concurrent
+/// tests must not race on that.
 fn gguf_path() -> PathBuf {
-    lathe_models::default_model::default_gguf_path().expect("default model")
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| lathe_models::default_model::default_gguf_path().expect("default model"))
+        .clone()
 }
 
 fn smollm2_template() -> ChatTemplate {
@@ -172,7 +177,10 @@ fn qwen25_style_template_renders_tools_and_tool_results() {
 
     // Without tools the same template takes its plain branch.
     let plain = tpl.render(&messages[..1], None, false).unwrap();
-    assert!(plain.starts_with("<|im_start|>system\nYou are Qwen"), "{plain}");
+    assert!(
+        plain.starts_with("<|im_start|>system\nYou are Qwen"),
+        "{plain}"
+    );
     assert!(!plain.contains("# Tools"));
 }
 
@@ -183,10 +191,17 @@ fn raise_exception_surfaces_as_an_error() {
                {% endif %}ok";
     let tpl = ChatTemplate::new(src, None, None).unwrap();
     let err = tpl
-        .render(&[json!({"role": "assistant", "content": "hi"})], None, false)
+        .render(
+            &[json!({"role": "assistant", "content": "hi"})],
+            None,
+            false,
+        )
         .unwrap_err();
     let msg = format!("{err:#}");
-    assert!(msg.contains("Conversation must start with a user message"), "{msg}");
+    assert!(
+        msg.contains("Conversation must start with a user message"),
+        "{msg}"
+    );
     let ok = tpl.render(&[json!({"role": "user", "content": "hi"})], None, false);
     assert_eq!(ok.unwrap(), "ok");
 }

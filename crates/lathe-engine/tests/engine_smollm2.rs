@@ -25,14 +25,24 @@ fn concurrent_requests_match_their_solo_runs() {
     let engine = default_engine();
     let lens = [40, 24, 33, 17, 48, 20, 36, 28];
     let prompts: Vec<Vec<u32>> = PROMPTS.iter().map(|p| chat_prompt(&engine, p)).collect();
-    let solo: Vec<_> = prompts.iter().zip(lens).map(|(p, n)| greedy_trace(&engine, p.clone(), n)).collect();
+    let solo: Vec<_> = prompts
+        .iter()
+        .zip(lens)
+        .map(|(p, n)| greedy_trace(&engine, p.clone(), n))
+        .collect();
     let streams: Vec<_> = prompts
         .iter()
         .zip(lens)
-        .map(|(p, n)| engine.submit(GenerateRequest::new(p.clone(), greedy(n))).unwrap())
+        .map(|(p, n)| {
+            engine
+                .submit(GenerateRequest::new(p.clone(), greedy(n)))
+                .unwrap()
+        })
         .collect();
     let rt = runtime();
-    let together: Vec<_> = rt.block_on(futures::future::join_all(streams.into_iter().map(|s| s.collect_all())));
+    let together: Vec<_> = rt.block_on(futures::future::join_all(
+        streams.into_iter().map(|s| s.collect_all()),
+    ));
     for (i, (alone, batched)) in solo.iter().zip(&together).enumerate() {
         assert_eq!(batched.finished.reason, FinishReason::Length);
         assert_same_or_near_tie(alone, &batched.token_ids, 1e-2, &format!("request {i}"));
@@ -43,17 +53,37 @@ fn concurrent_requests_match_their_solo_runs() {
 #[test]
 fn preemption_when_the_pool_is_too_small_still_completes_every_request() {
     // 20 blocks × 16 tokens = 320 slots; six requests that each need ~5 blocks at the end.
-    let engine = engine(EngineConfig { num_blocks: Some(20), enable_prefix_caching: false, ..EngineConfig::default() });
-    let prompts: Vec<Vec<u32>> = PROMPTS[..6].iter().map(|p| chat_prompt(&engine, p)).collect();
+    let engine = engine(EngineConfig {
+        num_blocks: Some(20),
+        enable_prefix_caching: false,
+        ..EngineConfig::default()
+    });
+    let prompts: Vec<Vec<u32>> = PROMPTS[..6]
+        .iter()
+        .map(|p| chat_prompt(&engine, p))
+        .collect();
     let n = 48;
-    let solo: Vec<_> = prompts.iter().map(|p| greedy_trace(&engine, p.clone(), n)).collect();
+    let solo: Vec<_> = prompts
+        .iter()
+        .map(|p| greedy_trace(&engine, p.clone(), n))
+        .collect();
     let streams: Vec<_> = prompts
         .iter()
-        .map(|p| engine.submit(GenerateRequest::new(p.clone(), greedy(n))).unwrap())
+        .map(|p| {
+            engine
+                .submit(GenerateRequest::new(p.clone(), greedy(n)))
+                .unwrap()
+        })
         .collect();
-    let together: Vec<_> = runtime().block_on(futures::future::join_all(streams.into_iter().map(|s| s.collect_all())));
+    let together: Vec<_> = runtime().block_on(futures::future::join_all(
+        streams.into_iter().map(|s| s.collect_all()),
+    ));
     assert!(
-        engine.stats().preemptions_total.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        engine
+            .stats()
+            .preemptions_total
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0,
         "the pool was meant to be too small: no preemption happened"
     );
     for (i, (alone, batched)) in solo.iter().zip(&together).enumerate() {
@@ -66,17 +96,32 @@ fn preemption_when_the_pool_is_too_small_still_completes_every_request() {
 #[test]
 fn dropping_a_stream_frees_its_blocks() {
     let engine = default_engine();
-    let total = engine.stats().total_blocks.load(std::sync::atomic::Ordering::Relaxed);
-    let prompt = chat_prompt(&engine, &"Tell me a very long story about a lighthouse. ".repeat(8));
-    let mut stream = engine.submit(GenerateRequest::new(prompt, greedy(500))).unwrap();
+    let total = engine
+        .stats()
+        .total_blocks
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let prompt = chat_prompt(
+        &engine,
+        &"Tell me a very long story about a lighthouse. ".repeat(8),
+    );
+    let mut stream = engine
+        .submit(GenerateRequest::new(prompt, greedy(500)))
+        .unwrap();
     let rt = runtime();
     rt.block_on(async {
         for _ in 0..5 {
             assert!(matches!(stream.next().await, Some(StreamEvent::Token(_))));
         }
     });
-    let used = total - engine.stats().free_blocks.load(std::sync::atomic::Ordering::Relaxed);
-    assert!(used >= 4, "a running request with a long prompt holds blocks (used {used})");
+    let used = total
+        - engine
+            .stats()
+            .free_blocks
+            .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        used >= 4,
+        "a running request with a long prompt holds blocks (used {used})"
+    );
     drop(stream);
     wait_all_blocks_free(&engine);
 }
@@ -92,14 +137,25 @@ fn stop_strings_split_across_tokens_never_appear() {
     let head = tok.decode(&full.token_ids[..7], true).unwrap();
     let cut = head.char_indices().rev().nth(1).map(|(i, _)| i).unwrap();
     let stop: String = full.text[cut..].chars().take(5).collect();
-    assert!(stop.chars().count() == 5, "reference output too short: {:?}", full.text);
+    assert!(
+        stop.chars().count() == 5,
+        "reference output too short: {:?}",
+        full.text
+    );
     let first = full.text.find(&stop).unwrap();
     let mut params = greedy(48);
     params.stop = vec![stop.clone()];
     let stopped = generate(&engine, prompt, params);
     assert_eq!(stopped.finished.reason, FinishReason::Stop);
-    assert_eq!(stopped.finished.matched_stop.as_deref(), Some(stop.as_str()));
-    assert!(!stopped.text.contains(&stop), "stop string leaked: {:?}", stopped.text);
+    assert_eq!(
+        stopped.finished.matched_stop.as_deref(),
+        Some(stop.as_str())
+    );
+    assert!(
+        !stopped.text.contains(&stop),
+        "stop string leaked: {:?}",
+        stopped.text
+    );
     assert_eq!(stopped.text, full.text[..first]);
 }
 
@@ -107,11 +163,17 @@ fn wait_all_blocks_free(engine: &lathe_engine::EngineHandle) {
     use std::sync::atomic::Ordering::Relaxed;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let (free, total) = (engine.stats().free_blocks.load(Relaxed), engine.stats().total_blocks.load(Relaxed));
+        let (free, total) = (
+            engine.stats().free_blocks.load(Relaxed),
+            engine.stats().total_blocks.load(Relaxed),
+        );
         if free == total && engine.stats().running.load(Relaxed) == 0 {
             return;
         }
-        assert!(Instant::now() < deadline, "blocks leaked: {free} of {total} free");
+        assert!(
+            Instant::now() < deadline,
+            "blocks leaked: {free} of {total} free"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }

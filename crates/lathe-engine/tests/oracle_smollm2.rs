@@ -22,8 +22,17 @@ fn reference(prompt: &[u32]) -> Vec<(u32, Vec<f32>)> {
     let mut input = prompt.to_vec();
     let mut pos = 0;
     for _ in 0..N {
-        let x = Tensor::new(input.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
-        let logits: Vec<f32> = model.forward(&x, pos).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let x = Tensor::new(input.as_slice(), &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        let logits: Vec<f32> = model
+            .forward(&x, pos)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         pos += input.len();
         let tok = lathe_engine::sampler::argmax(&logits);
         out.push((tok, logits));
@@ -42,15 +51,25 @@ fn log_softmax(l: &[f32]) -> Vec<f32> {
 fn greedy_matches_candle_quantized_llama() {
     let engine = default_engine();
     let prompts = [
-        chat_prompt(&engine, "Write a Python function that checks whether a number is prime."),
-        chat_prompt(&engine, "What is the capital of France? Answer in one sentence."),
-        engine.info().encode_raw("fn main() {\n    let numbers = vec![1, 2, 3];\n").unwrap(),
+        chat_prompt(
+            &engine,
+            "Write a Python function that checks whether a number is prime.",
+        ),
+        chat_prompt(
+            &engine,
+            "What is the capital of France? Answer in one sentence.",
+        ),
+        engine
+            .info()
+            .encode_raw("fn main() {\n    let numbers = vec![1, 2, 3];\n")
+            .unwrap(),
     ];
     for (p, prompt) in prompts.iter().enumerate() {
         let ours = greedy_trace(&engine, prompt.clone(), N);
         let theirs = reference(prompt);
         assert_eq!(ours.len(), N);
-        for (i, ((our_tok, our_top), (ref_tok, ref_logits))) in ours.iter().zip(&theirs).enumerate() {
+        for (i, ((our_tok, our_top), (ref_tok, ref_logits))) in ours.iter().zip(&theirs).enumerate()
+        {
             assert!(ref_logits.iter().all(|x| x.is_finite()));
             let ref_lp = log_softmax(ref_logits);
             if our_tok != ref_tok {
@@ -66,7 +85,11 @@ fn greedy_matches_candle_quantized_llama() {
             for &(t, lp) in our_top {
                 assert!(lp.is_finite());
                 let diff = (lp - ref_lp[t as usize]).abs();
-                assert!(diff < 2e-2, "prompt {p} token {i}: logprob of {t} is {lp}, reference {}", ref_lp[t as usize]);
+                assert!(
+                    diff < 2e-2,
+                    "prompt {p} token {i}: logprob of {t} is {lp}, reference {}",
+                    ref_lp[t as usize]
+                );
             }
         }
     }

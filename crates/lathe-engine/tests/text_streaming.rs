@@ -9,8 +9,12 @@ use lathe_engine::detokenizer::IncrementalDetokenizer;
 use lathe_engine::stop::{StopMatcher, StopOutcome};
 use lathe_engine::tokenizer::TextTokenizer;
 
+/// Resolved once per test binary: the first call may download the model, and concurrent
+/// tests must not race on that.
 fn gguf_path() -> PathBuf {
-    lathe_models::default_model::default_gguf_path().expect("default model")
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| lathe_models::default_model::default_gguf_path().expect("default model"))
+        .clone()
 }
 
 fn tokenizer() -> Arc<TextTokenizer> {
@@ -28,7 +32,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
 
@@ -50,14 +57,22 @@ fn emoji_and_cjk_split_across_byte_tokens_stream_cleanly() {
     let text = "Launch 🚀🚀 to 東京 and 서울 — naïve ✓ done";
     let ids = tk.encode(text, false).unwrap();
     // The premise: some characters really are split over several tokens.
-    let split = ids.iter().any(|&id| tk.decode(&[id], false).unwrap().contains('\u{FFFD}'));
+    let split = ids
+        .iter()
+        .any(|&id| tk.decode(&[id], false).unwrap().contains('\u{FFFD}'));
     assert!(split, "expected byte-level tokens in {ids:?}");
 
     let (pieces, rest) = stream(&ids, false);
     for p in &pieces {
-        assert!(!p.contains('\u{FFFD}'), "partial character emitted: {pieces:?}");
+        assert!(
+            !p.contains('\u{FFFD}'),
+            "partial character emitted: {pieces:?}"
+        );
     }
-    assert!(pieces.iter().any(String::is_empty), "a push should have held bytes back");
+    assert!(
+        pieces.iter().any(String::is_empty),
+        "a push should have held bytes back"
+    );
     assert_eq!(rest, "");
     assert_eq!(pieces.concat(), text);
 }
@@ -194,7 +209,11 @@ fn random_chunkings_agree_with_the_one_shot_answer() {
                 assert!(stops.iter().all(|s| !out.contains(s.as_str())), "{out:?}");
             }
             out.push_str(&m.flush());
-            assert_eq!((out, matched), (want_text.clone(), want_stop.clone()), "{stops:?}");
+            assert_eq!(
+                (out, matched),
+                (want_text.clone(), want_stop.clone()),
+                "{stops:?}"
+            );
         }
     }
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use lathe_core::{SchedulerOutput, ScheduledSeq};
+use lathe_core::{ScheduledSeq, SchedulerOutput};
 use lathe_engine::runner::{execute, HostBatch};
 use lathe_models::loader::{load_model, ModelFiles};
 use lathe_models::KvCache;
@@ -85,11 +85,19 @@ fn ours(dir: &Path, prompt: &[u32], decode: &[u32]) -> Vec<Vec<f32>> {
     let mut pos = 0;
     let mut run = |tokens: Vec<u32>, pos: usize| {
         let sched = SchedulerOutput {
-            seqs: vec![ScheduledSeq { id: 1, token_ids: tokens.clone(), start_pos: pos, block_table: table.clone(), sample: true }],
+            seqs: vec![ScheduledSeq {
+                id: 1,
+                token_ids: tokens.clone(),
+                start_pos: pos,
+                block_table: table.clone(),
+                sample: true,
+            }],
             preempted: vec![],
             num_batched_tokens: tokens.len(),
         };
-        execute(model.as_ref(), &kv, &HostBatch::build(&sched, BLOCK)).unwrap().remove(0)
+        execute(model.as_ref(), &kv, &HostBatch::build(&sched, BLOCK))
+            .unwrap()
+            .remove(0)
     };
     out.push(run(prompt.to_vec(), pos));
     pos += prompt.len();
@@ -101,10 +109,22 @@ fn ours(dir: &Path, prompt: &[u32], decode: &[u32]) -> Vec<Vec<f32>> {
 }
 
 fn assert_close(ours: &[f32], theirs: &[f32], what: &str) {
-    assert!(ours.iter().all(|x| x.is_finite()), "{what}: non-finite logits");
-    let diff: f32 = ours.iter().zip(theirs).map(|(a, b)| (a - b).powi(2)).sum::<f32>().sqrt();
+    assert!(
+        ours.iter().all(|x| x.is_finite()),
+        "{what}: non-finite logits"
+    );
+    let diff: f32 = ours
+        .iter()
+        .zip(theirs)
+        .map(|(a, b)| (a - b).powi(2))
+        .sum::<f32>()
+        .sqrt();
     let norm: f32 = theirs.iter().map(|b| b * b).sum::<f32>().sqrt();
-    assert!(diff / norm < 1e-4, "{what}: relative error {} ≥ 1e-4", diff / norm);
+    assert!(
+        diff / norm < 1e-4,
+        "{what}: relative error {} ≥ 1e-4",
+        diff / norm
+    );
 }
 
 const PROMPT: [u32; 11] = [1, 5, 9, 33, 2, 77, 41, 8, 8, 60, 13];
@@ -124,19 +144,45 @@ fn llama_matches_candle_transformers() {
         use candle_transformers::models::llama as cl;
         let lc: cl::LlamaConfig = serde_json::from_value(cfg.clone()).unwrap();
         let c = lc.into_config(false);
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[dir.path().join("model.safetensors")], DType::F32, &Device::Cpu).unwrap() };
+        let vb = unsafe {
+            VarBuilder::from_mmaped_safetensors(
+                &[dir.path().join("model.safetensors")],
+                DType::F32,
+                &Device::Cpu,
+            )
+            .unwrap()
+        };
         let model = cl::Llama::load(vb, &c).unwrap();
         let mut cache = cl::Cache::new(true, DType::F32, &c, &Device::Cpu).unwrap();
         let dev = Device::Cpu;
         let mut pos = 0;
-        let x = Tensor::new(&PROMPT[..], &dev).unwrap().unsqueeze(0).unwrap();
-        let l = model.forward(&x, pos, &mut cache).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let x = Tensor::new(&PROMPT[..], &dev)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        let l = model
+            .forward(&x, pos, &mut cache)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         assert_close(&ours[0], &l, &format!("llama tied={tied} prefill"));
         pos += PROMPT.len();
         for (step, &t) in decode_tokens().iter().enumerate() {
             let x = Tensor::new(&[t], &dev).unwrap().unsqueeze(0).unwrap();
-            let l = model.forward(&x, pos, &mut cache).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            assert_close(&ours[step + 1], &l, &format!("llama tied={tied} decode step {step}"));
+            let l = model
+                .forward(&x, pos, &mut cache)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            assert_close(
+                &ours[step + 1],
+                &l,
+                &format!("llama tied={tied} decode step {step}"),
+            );
             pos += 1;
         }
     }
@@ -152,17 +198,43 @@ fn qwen2_matches_candle_transformers() {
 
         use candle_transformers::models::qwen2 as cq;
         let c: cq::Config = serde_json::from_value(cfg.clone()).unwrap();
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[dir.path().join("model.safetensors")], DType::F32, &Device::Cpu).unwrap() };
+        let vb = unsafe {
+            VarBuilder::from_mmaped_safetensors(
+                &[dir.path().join("model.safetensors")],
+                DType::F32,
+                &Device::Cpu,
+            )
+            .unwrap()
+        };
         let mut model = cq::ModelForCausalLM::new(&c, vb).unwrap();
         let dev = Device::Cpu;
-        let x = Tensor::new(&PROMPT[..], &dev).unwrap().unsqueeze(0).unwrap();
-        let l = model.forward(&x, 0).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let x = Tensor::new(&PROMPT[..], &dev)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        let l = model
+            .forward(&x, 0)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         assert_close(&ours[0], &l, &format!("qwen2 tied={tied} prefill"));
         let mut pos = PROMPT.len();
         for (step, &t) in decode_tokens().iter().enumerate() {
             let x = Tensor::new(&[t], &dev).unwrap().unsqueeze(0).unwrap();
-            let l = model.forward(&x, pos).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            assert_close(&ours[step + 1], &l, &format!("qwen2 tied={tied} decode step {step}"));
+            let l = model
+                .forward(&x, pos)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            assert_close(
+                &ours[step + 1],
+                &l,
+                &format!("qwen2 tied={tied} decode step {step}"),
+            );
             pos += 1;
         }
     }

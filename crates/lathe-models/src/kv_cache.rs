@@ -21,7 +21,11 @@ pub struct KvCacheSpec {
 impl KvCacheSpec {
     /// Bytes one block of `block_size` tokens takes across all layers, K and V.
     pub fn bytes_per_block(&self, block_size: usize) -> usize {
-        2 * self.num_layers * block_size * self.num_kv_heads * self.head_dim * self.dtype.size_in_bytes()
+        2 * self.num_layers
+            * block_size
+            * self.num_kv_heads
+            * self.head_dim
+            * self.dtype.size_in_bytes()
     }
 }
 
@@ -33,7 +37,12 @@ pub struct KvCache {
 }
 
 impl KvCache {
-    pub fn new(spec: &KvCacheSpec, num_blocks: usize, block_size: usize, device: &Device) -> Result<Self> {
+    pub fn new(
+        spec: &KvCacheSpec,
+        num_blocks: usize,
+        block_size: usize,
+        device: &Device,
+    ) -> Result<Self> {
         let shape = (num_blocks, block_size, spec.num_kv_heads, spec.head_dim);
         let layers = (0..spec.num_layers)
             .map(|_| {
@@ -43,6 +52,10 @@ impl KvCache {
                 })
             })
             .collect::<Result<_>>()?;
-        Ok(Self { layers, block_size, num_blocks })
+        Ok(Self {
+            layers,
+            block_size,
+            num_blocks,
+        })
     }
 }

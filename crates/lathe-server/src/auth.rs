@@ -12,7 +12,12 @@ use crate::state::AppState;
 
 pub async fn require_api_key(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if let Some(key) = &state.options().api_key {
-        if !authorized(req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()), key) {
+        if !authorized(
+            req.headers()
+                .get(AUTHORIZATION)
+                .and_then(|v| v.to_str().ok()),
+            key,
+        ) {
             return ApiError::unauthorized().into_response();
         }
     }
@@ -22,8 +27,11 @@ pub async fn require_api_key(State(state): State<AppState>, req: Request, next: 
 /// True when `header` is `Bearer <key>` (scheme case-insensitive).
 pub fn authorized(header: Option<&str>, key: &str) -> bool {
     let Some(h) = header else { return false };
-    let Some((scheme, token)) = h.split_once(' ') else { return false };
-    scheme.eq_ignore_ascii_case("bearer") && bool::from(token.trim().as_bytes().ct_eq(key.as_bytes()))
+    let Some((scheme, token)) = h.split_once(' ') else {
+        return false;
+    };
+    scheme.eq_ignore_ascii_case("bearer")
+        && bool::from(token.trim().as_bytes().ct_eq(key.as_bytes()))
 }
 
 #[cfg(test)]

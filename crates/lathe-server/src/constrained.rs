@@ -43,7 +43,10 @@ impl GrammarCompiler {
         let first_eos = *eos.first().context("the tokenizer has no EOS token")?;
         let info = TokRxInfo::new(words.len() as u32, first_eos);
         let trie = TokTrie::from(&info, &words).with_eos_tokens(&eos);
-        let env: TokEnv = Arc::new(HfEnv { trie, tokenizer: tokenizer.inner().clone() });
+        let env: TokEnv = Arc::new(HfEnv {
+            trie,
+            tokenizer: tokenizer.inner().clone(),
+        });
         let mut factory = ParserFactory::new_simple(&env)?;
         factory.quiet();
         Ok(Self { factory })
@@ -52,12 +55,16 @@ impl GrammarCompiler {
     /// Compiles a Lark grammar (which may embed `%json {schema}`); errors are the user's.
     pub fn compile(this: &Arc<Self>, lark: &str) -> Result<CompiledGrammar, String> {
         let grammar = TopLevelGrammar::from_lark(lark.to_string());
-        let parser = catch(|| this.factory.create_parser(grammar.clone())).map_err(|e| e.to_string())?;
+        let parser =
+            catch(|| this.factory.create_parser(grammar.clone())).map_err(|e| e.to_string())?;
         let matcher = Matcher::new(Ok(parser));
         if let Some(err) = matcher.get_error() {
             return Err(err);
         }
-        Ok(CompiledGrammar { grammar, compiler: this.clone() })
+        Ok(CompiledGrammar {
+            grammar,
+            compiler: this.clone(),
+        })
     }
 
     /// The Lark spelling of a literal: a special token by id (text can never produce one), or
@@ -80,7 +87,12 @@ impl CompiledGrammar {
             return Err(anyhow!(err));
         }
         let trie = self.compiler.factory.tok_env().tok_trie();
-        Ok(LlgConstraint { matcher, eos: trie.eos_tokens().to_vec() })
+        Ok(LlgConstraint {
+            matcher,
+            eos: trie.eos_tokens().to_vec(),
+            masks: 0,
+            mask_time: Default::default(),
+        })
     }
 }
 
@@ -88,10 +100,23 @@ impl CompiledGrammar {
 pub struct LlgConstraint {
     matcher: Matcher,
     eos: Vec<TokenId>,
+    masks: usize,
+    mask_time: std::time::Duration,
+}
+
+impl Drop for LlgConstraint {
+    fn drop(&mut self) {
+        tracing::debug!(
+            masks = self.masks,
+            total_ms = self.mask_time.as_millis() as u64,
+            "grammar constraint done"
+        );
+    }
 }
 
 impl TokenConstraint for LlgConstraint {
     fn mask(&mut self, vocab_size: usize) -> Option<Vec<bool>> {
+        let start = std::time::Instant::now();
         let mut out = vec![false; vocab_size];
         match self.matcher.compute_mask_or_eos() {
             Ok(vob) => vob.iter_set_entries(|i| {
@@ -108,6 +133,8 @@ impl TokenConstraint for LlgConstraint {
                 }
             }
         }
+        self.masks += 1;
+        self.mask_time += start.elapsed();
         Some(out)
     }
 
@@ -139,7 +166,10 @@ pub fn json_rule(schema: &Value) -> Result<String, String> {
     obj.entry("x-guidance").or_insert_with(|| {
         serde_json::json!({"whitespace_flexible": false, "item_separator": ", ", "key_separator": ": "})
     });
-    Ok(format!("%json {}", serde_json::to_string(&schema).expect("a Value serializes")))
+    Ok(format!(
+        "%json {}",
+        serde_json::to_string(&schema).expect("a Value serializes")
+    ))
 }
 
 /// A Lark string literal (JSON escaping is a subset Lark accepts).
@@ -149,21 +179,34 @@ pub fn lark_string(text: &str) -> String {
 
 /// Runs llguidance code that may panic on inputs it did not expect.
 fn catch<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| Err(anyhow!("the grammar engine panicked")))
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|_| Err(anyhow!("the grammar engine panicked")))
 }
 
 /// Bytes of every token id, from tokenizer.json; a lossy per-token decode as a fallback.
 fn token_bytes(tokenizer: &TextTokenizer) -> Result<Vec<Vec<u8>>> {
     let vocab = tokenizer.vocab_size();
     let from_json = catch(|| {
-        let json: Value = serde_json::from_str(&tokenizer.inner().to_string(false).map_err(|e| anyhow!("{e}"))?)?;
+        let json: Value = serde_json::from_str(
+            &tokenizer
+                .inner()
+                .to_string(false)
+                .map_err(|e| anyhow!("{e}"))?,
+        )?;
         llguidance::token_bytes_from_tokenizer_json(&json)
     });
     let mut words = match from_json {
         Ok(w) => w,
         Err(e) => {
             tracing::warn!(error = %e, "token bytes from tokenizer.json failed; decoding tokens one by one");
-            (0..vocab as u32).map(|id| tokenizer.decode(&[id], false).unwrap_or_default().into_bytes()).collect()
+            (0..vocab as u32)
+                .map(|id| {
+                    tokenizer
+                        .decode(&[id], false)
+                        .unwrap_or_default()
+                        .into_bytes()
+                })
+                .collect()
         }
     };
     if words.len() < vocab {
@@ -185,7 +228,10 @@ impl TokenizerEnv for HfEnv {
 
     fn tokenize_bytes(&self, s: &[u8]) -> Vec<TokenId> {
         self.trie.tokenize_with_greedy_fallback(s, |text| {
-            self.tokenizer.encode_fast(text, false).map(|e| e.get_ids().to_vec()).unwrap_or_default()
+            self.tokenizer
+                .encode_fast(text, false)
+                .map(|e| e.get_ids().to_vec())
+                .unwrap_or_default()
         })
     }
 }

@@ -22,7 +22,14 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
-        Self { status, message: message.into(), kind, param: None, code: None, retry_after: None }
+        Self {
+            status,
+            message: message.into(),
+            kind,
+            param: None,
+            code: None,
+            retry_after: None,
+        }
     }
 
     /// 400 for a bad field; `param` names it.
@@ -74,7 +81,11 @@ impl ApiError {
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {
-        let mut e = Self::new(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", message);
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            message,
+        );
         e.retry_after = Some(5);
         e
     }
@@ -90,12 +101,20 @@ impl ApiError {
     /// 500. The cause is logged here; the client gets a short message with it.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(%cause, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", format!("Internal server error: {cause}"))
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            format!("Internal server error: {cause}"),
+        )
     }
 
     /// An error with an arbitrary status (used to give framework errors an OpenAI body).
     pub fn with_status(status: StatusCode, message: impl Into<String>) -> Self {
-        let kind = if status.is_server_error() { "internal_error" } else { "invalid_request_error" };
+        let kind = if status.is_server_error() {
+            "internal_error"
+        } else {
+            "invalid_request_error"
+        };
         Self::new(status, kind, message)
     }
 
@@ -127,7 +146,8 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut resp = (self.status, axum::Json(self.body())).into_response();
         if let Some(secs) = self.retry_after {
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         resp.extensions_mut().insert(ErrorMessage(self.message));
         resp
@@ -141,7 +161,9 @@ pub struct ErrorMessage(pub String);
 impl From<lathe_engine::SubmitError> for ApiError {
     fn from(e: lathe_engine::SubmitError) -> Self {
         match e {
-            lathe_engine::SubmitError::EngineStopped => ApiError::unavailable("the engine has stopped"),
+            lathe_engine::SubmitError::EngineStopped => {
+                ApiError::unavailable("the engine has stopped")
+            }
             lathe_engine::SubmitError::Invalid(msg) => {
                 let param = msg.split_whitespace().next().map(str::to_string);
                 ApiError::invalid(param, msg)

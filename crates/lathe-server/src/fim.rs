@@ -19,14 +19,20 @@ pub fn fim_prompt(
             continue;
         }
         if tokenizer.token_to_id(tok).is_none() {
-            return Err(format!("the tokenizer has no `{tok}` token, which this model's FIM layout needs"));
+            return Err(format!(
+                "the tokenizer has no `{tok}` token, which this model's FIM layout needs"
+            ));
         }
         if prefix.contains(tok.as_str()) || suffix.contains(tok.as_str()) {
-            return Err(format!("the prompt and suffix must not contain the FIM token `{tok}`"));
+            return Err(format!(
+                "the prompt and suffix must not contain the FIM token `{tok}`"
+            ));
         }
     }
     let text = fim.layout(prefix, suffix);
-    let enc = tokenizer.encode_fast(text.as_str(), false).map_err(|e| format!("tokenizing: {e}"))?;
+    let enc = tokenizer
+        .encode_fast(text.as_str(), false)
+        .map_err(|e| format!("tokenizing: {e}"))?;
     let mut ids: Vec<u32> = bos.into_iter().collect();
     ids.extend_from_slice(enc.get_ids());
     Ok(ids)
@@ -46,8 +52,11 @@ mod tests {
     /// added tokens.
     fn tiny_tokenizer(specials: &[&str]) -> Tokenizer {
         let words = ["<unk>", "def", "add(a,", "b):", "return", "a", "+", "b"];
-        let vocab: serde_json::Map<String, serde_json::Value> =
-            words.iter().enumerate().map(|(i, w)| (w.to_string(), json!(i))).collect();
+        let vocab: serde_json::Map<String, serde_json::Value> = words
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (w.to_string(), json!(i)))
+            .collect();
         let added: Vec<serde_json::Value> = specials
             .iter()
             .enumerate()
@@ -65,12 +74,20 @@ mod tests {
     }
 
     fn fim_of(model: &str) -> FimTokens {
-        Registry::builtin().get(model).unwrap().fim.clone().unwrap_or_else(|| panic!("{model} has FIM tokens"))
+        Registry::builtin()
+            .get(model)
+            .unwrap()
+            .fim
+            .clone()
+            .unwrap_or_else(|| panic!("{model} has FIM tokens"))
     }
 
     /// Expected ids: each piece is either a special token or a word of the tiny vocabulary.
     fn ids(tk: &Tokenizer, pieces: &[&str]) -> Vec<u32> {
-        pieces.iter().map(|p| tk.token_to_id(p).unwrap_or_else(|| panic!("no id for {p}"))).collect()
+        pieces
+            .iter()
+            .map(|p| tk.token_to_id(p).unwrap_or_else(|| panic!("no id for {p}")))
+            .collect()
     }
 
     const PREFIX: &str = "def add(a, b):";
@@ -81,16 +98,34 @@ mod tests {
         for (model, bos) in [
             ("qwen2.5-coder-0.5b", None),
             ("starcoder2-3b", None),
-            ("deepseek-coder-1.3b-instruct", Some("<｜begin▁of▁sentence｜>")),
+            (
+                "deepseek-coder-1.3b-instruct",
+                Some("<｜begin▁of▁sentence｜>"),
+            ),
         ] {
             let fim = fim_of(model);
-            let mut specials = vec![fim.prefix.as_str(), fim.suffix.as_str(), fim.middle.as_str()];
+            let mut specials = vec![
+                fim.prefix.as_str(),
+                fim.suffix.as_str(),
+                fim.middle.as_str(),
+            ];
             specials.extend(bos);
             let tk = tiny_tokenizer(&specials);
             let bos_id = bos.map(|b| tk.token_to_id(b).unwrap());
             let got = fim_prompt(&tk, &fim, PREFIX, SUFFIX, bos_id).unwrap();
             let mut want: Vec<&str> = bos.into_iter().collect();
-            want.extend([fim.prefix.as_str(), "def", "add(a,", "b):", &fim.suffix, "return", "a", "+", "b", &fim.middle]);
+            want.extend([
+                fim.prefix.as_str(),
+                "def",
+                "add(a,",
+                "b):",
+                &fim.suffix,
+                "return",
+                "a",
+                "+",
+                "b",
+                &fim.middle,
+            ]);
             assert_eq!(got, ids(&tk, &want), "{model}");
         }
     }
@@ -100,7 +135,12 @@ mod tests {
         let fim = fim_of("codestral-22b");
         let tk = tiny_tokenizer(&[&fim.prefix, &fim.suffix]);
         let got = fim_prompt(&tk, &fim, PREFIX, SUFFIX, None).unwrap();
-        let want = ids(&tk, &["[SUFFIX]", "return", "a", "+", "b", "[PREFIX]", "def", "add(a,", "b):"]);
+        let want = ids(
+            &tk,
+            &[
+                "[SUFFIX]", "return", "a", "+", "b", "[PREFIX]", "def", "add(a,", "b):",
+            ],
+        );
         assert_eq!(got, want);
     }
 
@@ -108,7 +148,9 @@ mod tests {
     fn refuses_missing_tokens_and_forged_layouts() {
         let fim = fim_of("qwen2.5-coder-0.5b");
         let without = tiny_tokenizer(&[]);
-        assert!(fim_prompt(&without, &fim, "a", "b", None).unwrap_err().contains("<|fim_prefix|>"));
+        assert!(fim_prompt(&without, &fim, "a", "b", None)
+            .unwrap_err()
+            .contains("<|fim_prefix|>"));
         let tk = tiny_tokenizer(&[&fim.prefix, &fim.suffix, &fim.middle]);
         let err = fim_prompt(&tk, &fim, "a <|fim_middle|> b", "c", None).unwrap_err();
         assert!(err.contains("must not contain"), "{err}");

@@ -27,14 +27,24 @@ pub struct Job {
 
 impl Job {
     /// A job per choice: `n` copies of one prompt, each with its own constraint.
-    pub fn choices(prompt: &[u32], params: &SamplingParams, grammar: Option<&CompiledGrammar>, n: usize) -> Result<Vec<Job>, ApiError> {
+    pub fn choices(
+        prompt: &[u32],
+        params: &SamplingParams,
+        grammar: Option<&CompiledGrammar>,
+        n: usize,
+    ) -> Result<Vec<Job>, ApiError> {
         (0..n)
             .map(|_| {
                 let constraint = match grammar {
-                    Some(g) => Some(Box::new(g.constraint().map_err(ApiError::internal)?) as Box<dyn TokenConstraint>),
+                    Some(g) => Some(Box::new(g.constraint().map_err(ApiError::internal)?)
+                        as Box<dyn TokenConstraint>),
                     None => None,
                 };
-                Ok(Job { prompt: prompt.to_vec(), params: params.clone(), constraint })
+                Ok(Job {
+                    prompt: prompt.to_vec(),
+                    params: params.clone(),
+                    constraint,
+                })
             })
             .collect()
     }
@@ -51,17 +61,30 @@ pub struct Generation {
 
 impl Generation {
     /// Admits and submits `jobs` (choice `i` is `jobs[i]`). On failure nothing stays queued.
-    pub fn start(state: &AppState, id: &str, arrived: Instant, jobs: Vec<Job>) -> Result<Self, ApiError> {
+    pub fn start(
+        state: &AppState,
+        id: &str,
+        arrived: Instant,
+        jobs: Vec<Job>,
+    ) -> Result<Self, ApiError> {
         let permit = state.admit(jobs.len())?;
         let engine = state.engine()?;
         let mut streams = SelectAll::new();
         for (i, job) in jobs.into_iter().enumerate() {
-            let req = GenerateRequest { prompt: job.prompt, params: job.params, constraint: job.constraint };
+            let req = GenerateRequest {
+                prompt: job.prompt,
+                params: job.params,
+                constraint: job.constraint,
+            };
             let s: RequestStream = engine.submit(req)?;
             streams.push(Box::pin(s.map(move |ev| (i, ev))) as Indexed);
         }
         let n = streams.len();
-        Ok(Self { streams, record: RequestRecord::new(state, id, arrived, n), _permit: permit })
+        Ok(Self {
+            streams,
+            record: RequestRecord::new(state, id, arrived, n),
+            _permit: permit,
+        })
     }
 
     /// The next event of any choice; `None` once all finished.
@@ -145,7 +168,9 @@ impl Drop for RequestRecord {
             (None, true) => "cancelled",
             (None, false) => "ok",
         };
-        let ttft_ms = self.first_token.map(|t| (t - self.arrived).as_secs_f64() * 1e3);
+        let ttft_ms = self
+            .first_token
+            .map(|t| (t - self.arrived).as_secs_f64() * 1e3);
         tracing::info!(
             target: "lathe_server::request",
             id = %self.id,
@@ -166,7 +191,12 @@ pub async fn blocking<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(move || std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)))
         .await?
-        .unwrap_or_else(|p| Err(ApiError::internal(format!("panic while preparing the request: {}", panic_message(&p)))))
+        .unwrap_or_else(|p| {
+            Err(ApiError::internal(format!(
+                "panic while preparing the request: {}",
+                panic_message(&p)
+            )))
+        })
 }
 
 /// The message of a caught panic.

@@ -59,7 +59,11 @@ pub fn app(state: AppState) -> Router {
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Binds `addr` and serves until `shutdown` resolves; see [`serve_listener`].
-pub async fn serve(state: AppState, addr: SocketAddr, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn serve(
+    state: AppState,
+    addr: SocketAddr,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     serve_listener(state, listener, shutdown).await
 }
@@ -86,7 +90,10 @@ pub async fn serve_listener(
         async move {
             let _ = rx2.wait_for(|&s| s).await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;
-            tracing::warn!(in_flight = state.in_flight(), "grace period over: cancelling in-flight requests");
+            tracing::warn!(
+                in_flight = state.in_flight(),
+                "grace period over: cancelling in-flight requests"
+            );
             if let Ok(engine) = state.engine() {
                 engine.shutdown();
             }

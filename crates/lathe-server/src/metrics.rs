@@ -5,7 +5,10 @@
 use std::sync::atomic::Ordering;
 
 use lathe_engine::EngineStats;
-use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -26,36 +29,68 @@ pub struct Metrics {
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
-    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0,
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+    20.0, 40.0, 80.0,
 ];
 
 impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new("lathe_requests_total", "HTTP requests by route and status code"),
+            Opts::new(
+                "lathe_requests_total",
+                "HTTP requests by route and status code",
+            ),
             &["route", "status"],
         )
         .expect("valid metric");
         let gauge = |name: &str, help: &str| IntGauge::new(name, help).expect("valid metric");
         let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric");
         let hist = |name: &str, help: &str| {
-            Histogram::with_opts(HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec())).expect("valid metric")
+            Histogram::with_opts(HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()))
+                .expect("valid metric")
         };
         let m = Self {
             requests,
-            in_flight: gauge("lathe_server_in_flight_requests", "Generations admitted by the server and not finished"),
-            waiting: gauge("lathe_num_requests_waiting", "Requests queued in the engine (queue length)"),
-            running: gauge("lathe_num_requests_running", "Requests the engine is running"),
+            in_flight: gauge(
+                "lathe_server_in_flight_requests",
+                "Generations admitted by the server and not finished",
+            ),
+            waiting: gauge(
+                "lathe_num_requests_waiting",
+                "Requests queued in the engine (queue length)",
+            ),
+            running: gauge(
+                "lathe_num_requests_running",
+                "Requests the engine is running",
+            ),
             kv_blocks_used: gauge("lathe_kv_blocks_used", "KV-cache blocks in use"),
             kv_blocks_free: gauge("lathe_kv_blocks_free", "KV-cache blocks free"),
             kv_blocks_total: gauge("lathe_kv_blocks_total", "KV-cache blocks in the pool"),
-            preemptions: gauge("lathe_preemptions", "Preemptions since start (engine counter)"),
-            prompt_tokens: counter("lathe_prompt_tokens_total", "Prompt tokens of finished requests"),
-            generation_tokens: counter("lathe_generation_tokens_total", "Generated tokens of finished requests"),
-            ttft: hist("lathe_time_to_first_token_seconds", "Time from request arrival to the first token"),
-            itl: hist("lathe_inter_token_latency_seconds", "Time between consecutive tokens of a request"),
-            e2e: hist("lathe_e2e_request_latency_seconds", "Time from request arrival to its last token"),
+            preemptions: gauge(
+                "lathe_preemptions",
+                "Preemptions since start (engine counter)",
+            ),
+            prompt_tokens: counter(
+                "lathe_prompt_tokens_total",
+                "Prompt tokens of finished requests",
+            ),
+            generation_tokens: counter(
+                "lathe_generation_tokens_total",
+                "Generated tokens of finished requests",
+            ),
+            ttft: hist(
+                "lathe_time_to_first_token_seconds",
+                "Time from request arrival to the first token",
+            ),
+            itl: hist(
+                "lathe_inter_token_latency_seconds",
+                "Time between consecutive tokens of a request",
+            ),
+            e2e: hist(
+                "lathe_e2e_request_latency_seconds",
+                "Time from request arrival to its last token",
+            ),
             registry,
         };
         m.register_all();
@@ -86,7 +121,9 @@ impl Metrics {
 
     /// Counts one answered request.
     pub fn record_request(&self, route: &str, status: u16) {
-        self.requests.with_label_values(&[route, &status.to_string()]).inc();
+        self.requests
+            .with_label_values(&[route, &status.to_string()])
+            .inc();
     }
 
     /// The text exposition format, with the engine gauges refreshed from `stats`.
@@ -99,10 +136,13 @@ impl Metrics {
             self.kv_blocks_free.set(free as i64);
             self.kv_blocks_total.set(total as i64);
             self.kv_blocks_used.set(total.saturating_sub(free) as i64);
-            self.preemptions.set(s.preemptions_total.load(Ordering::Relaxed) as i64);
+            self.preemptions
+                .set(s.preemptions_total.load(Ordering::Relaxed) as i64);
         }
         let mut buf = Vec::new();
-        TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("text encoding cannot fail");
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding cannot fail");
         String::from_utf8(buf).unwrap_or_default()
     }
 }

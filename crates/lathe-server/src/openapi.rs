@@ -6,13 +6,43 @@ use serde_json::{json, Value};
 
 /// (method, path, summary, request schema, protected by the API key)
 pub const ROUTES: &[(&str, &str, &str, Option<&str>, bool)] = &[
-    ("post", "/v1/chat/completions", "Chat completion (JSON or SSE stream)", Some("ChatCompletionRequest"), true),
-    ("post", "/v1/completions", "Text completion and fill-in-the-middle (JSON or SSE stream)", Some("CompletionRequest"), true),
+    (
+        "post",
+        "/v1/chat/completions",
+        "Chat completion (JSON or SSE stream)",
+        Some("ChatCompletionRequest"),
+        true,
+    ),
+    (
+        "post",
+        "/v1/completions",
+        "Text completion and fill-in-the-middle (JSON or SSE stream)",
+        Some("CompletionRequest"),
+        true,
+    ),
     ("get", "/v1/models", "List the served model", None, true),
     ("get", "/v1/models/{id}", "One served model", None, true),
-    ("post", "/tokenize", "Tokenize a prompt or chat messages", Some("TokenizeRequest"), true),
-    ("post", "/detokenize", "Token ids to text", Some("DetokenizeRequest"), true),
-    ("get", "/health", "200 when the model is loaded, 503 while loading", None, false),
+    (
+        "post",
+        "/tokenize",
+        "Tokenize a prompt or chat messages",
+        Some("TokenizeRequest"),
+        true,
+    ),
+    (
+        "post",
+        "/detokenize",
+        "Token ids to text",
+        Some("DetokenizeRequest"),
+        true,
+    ),
+    (
+        "get",
+        "/health",
+        "200 when the model is loaded, 503 while loading",
+        None,
+        false,
+    ),
     ("get", "/metrics", "Prometheus metrics", None, false),
     ("get", "/openapi.json", "This document", None, false),
 ];

@@ -29,18 +29,21 @@ pub fn sse_response<S: SseSource>(source: S) -> Response {
         Some((stream::iter(batch), Some(src)))
     })
     .flatten();
-    let guarded = AssertUnwindSafe(chunks).catch_unwind().scan(false, |failed, item| {
-        let out = match item {
-            _ if *failed => None,
-            Ok(payload) => Some(payload),
-            Err(p) => {
-                *failed = true;
-                let err = ApiError::internal(format!("panic while streaming: {}", panic_message(&p)));
-                Some(err.body().to_string())
-            }
-        };
-        futures::future::ready(out)
-    });
+    let guarded = AssertUnwindSafe(chunks)
+        .catch_unwind()
+        .scan(false, |failed, item| {
+            let out = match item {
+                _ if *failed => None,
+                Ok(payload) => Some(payload),
+                Err(p) => {
+                    *failed = true;
+                    let err =
+                        ApiError::internal(format!("panic while streaming: {}", panic_message(&p)));
+                    Some(err.body().to_string())
+                }
+            };
+            futures::future::ready(out)
+        });
     let events = guarded
         .chain(stream::once(async { "[DONE]".to_string() }))
         .map(|data| Ok::<_, Infallible>(Event::default().data(data)));

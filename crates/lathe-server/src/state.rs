@@ -88,7 +88,10 @@ impl AppState {
 
     /// Marks the model as loaded. A second call is ignored.
     pub fn set_engine(&self, engine: EngineHandle) {
-        let _ = self.inner.engine.set(Loaded { engine, grammar: OnceLock::new() });
+        let _ = self.inner.engine.set(Loaded {
+            engine,
+            grammar: OnceLock::new(),
+        });
     }
 
     pub fn is_ready(&self) -> bool {
@@ -101,7 +104,10 @@ impl AppState {
     }
 
     pub(crate) fn loaded(&self) -> Result<&Loaded, ApiError> {
-        self.inner.engine.get().ok_or_else(|| ApiError::unavailable("the model is still loading"))
+        self.inner
+            .engine
+            .get()
+            .ok_or_else(|| ApiError::unavailable("the model is still loading"))
     }
 
     pub fn options(&self) -> &ServerOptions {
@@ -117,9 +123,16 @@ impl AppState {
     pub fn grammar_compiler(&self) -> Result<Arc<GrammarCompiler>, ApiError> {
         let loaded = self.loaded()?;
         let built = loaded.grammar.get_or_init(|| {
-            GrammarCompiler::new(&loaded.engine.info().tokenizer)
+            let start = std::time::Instant::now();
+            let built = GrammarCompiler::new(&loaded.engine.info().tokenizer)
                 .map(Arc::new)
-                .map_err(|e| format!("building the grammar engine: {e:#}"))
+                .map_err(|e| format!("building the grammar engine: {e:#}"));
+            tracing::info!(
+                ms = start.elapsed().as_millis() as u64,
+                ok = built.is_ok(),
+                "grammar engine built"
+            );
+            built
         });
         built.clone().map_err(ApiError::internal)
     }
@@ -127,15 +140,30 @@ impl AppState {
     /// The name clients use for the model.
     pub fn model_name(&self) -> Result<String, ApiError> {
         let engine = self.engine()?;
-        Ok(self.inner.options.served_model_names.first().cloned().unwrap_or_else(|| engine.info().id.clone()))
+        Ok(self
+            .inner
+            .options
+            .served_model_names
+            .first()
+            .cloned()
+            .unwrap_or_else(|| engine.info().id.clone()))
     }
 
     /// Checks the requested model; a missing `model` means the served one.
     pub fn resolve_model(&self, requested: Option<&str>) -> Result<String, ApiError> {
         let name = self.model_name()?;
-        let Some(req) = requested else { return Ok(name) };
+        let Some(req) = requested else {
+            return Ok(name);
+        };
         let id = &self.engine()?.info().id;
-        let known = req == name || req == id || self.inner.options.served_model_names.iter().any(|n| n == req);
+        let known = req == name
+            || req == id
+            || self
+                .inner
+                .options
+                .served_model_names
+                .iter()
+                .any(|n| n == req);
         if known {
             Ok(req.to_string())
         } else {
@@ -157,8 +185,15 @@ impl AppState {
                 Err(now) => cur = now,
             }
         }
-        self.inner.metrics.in_flight.set(counter.load(Ordering::Relaxed) as i64);
-        Ok(Permit { counter: counter.clone(), n, metrics: self.inner.metrics.clone() })
+        self.inner
+            .metrics
+            .in_flight
+            .set(counter.load(Ordering::Relaxed) as i64);
+        Ok(Permit {
+            counter: counter.clone(),
+            n,
+            metrics: self.inner.metrics.clone(),
+        })
     }
 
     /// Generations admitted and not finished.

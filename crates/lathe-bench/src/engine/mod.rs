@@ -74,7 +74,10 @@ pub async fn run_engine_bench(args: EngineBenchArgs) -> anyhow::Result<EngineBen
     let info = engine.info().clone();
     let vocab = info.spec.vocab_size as u32;
     let threads = rayon_threads();
-    eprintln!("bench engine: {} on {:?}, {threads} threads", info.id, info.spec.device);
+    eprintln!(
+        "bench engine: {} on {:?}, {threads} threads",
+        info.id, info.spec.device
+    );
 
     // Warm-up: page in the weights and start the thread pools.
     run_one(&engine, synthetic_prompt(64, vocab, 99), 4).await?;
@@ -82,7 +85,12 @@ pub async fn run_engine_bench(args: EngineBenchArgs) -> anyhow::Result<EngineBen
     let mut prompt_times = Vec::new();
     for r in 0..args.repeats.max(1) {
         let t = Instant::now();
-        run_one(&engine, synthetic_prompt(args.prompt_len, vocab, r as u64), 1).await?;
+        run_one(
+            &engine,
+            synthetic_prompt(args.prompt_len, vocab, r as u64),
+            1,
+        )
+        .await?;
         prompt_times.push(t.elapsed());
     }
     prompt_times.sort();
@@ -98,15 +106,26 @@ pub async fn run_engine_bench(args: EngineBenchArgs) -> anyhow::Result<EngineBen
         let ctx = 32 + args.decode_len / 2;
         let bytes_per_step = info.spec.weight_bytes as f64 + (b * ctx * kv_per_token) as f64;
         let limit = bandwidth / bytes_per_step * b as f64;
-        decode.push(DecodePoint { batch: b, total_tok_s: total, per_seq_tok_s: total / b as f64, roofline_pct: 100.0 * total / limit });
+        decode.push(DecodePoint {
+            batch: b,
+            total_tok_s: total,
+            per_seq_tok_s: total / b as f64,
+            roofline_pct: 100.0 * total / limit,
+        });
     }
     engine.shutdown();
 
     let reference = if args.no_reference {
         None
     } else {
-        match &lathe_models::loader::resolve(&args.model, &lathe_models::Registry::builtin())?.files {
-            lathe_models::loader::ModelFiles::Gguf(path) => Some(reference::measure(path, args.prompt_len, args.decode_len, vocab)?),
+        match &lathe_models::loader::resolve(&args.model, &lathe_models::Registry::builtin())?.files
+        {
+            lathe_models::loader::ModelFiles::Gguf(path) => Some(reference::measure(
+                path,
+                args.prompt_len,
+                args.decode_len,
+                vocab,
+            )?),
             _ => None,
         }
     };
@@ -138,21 +157,31 @@ fn rayon_threads() -> usize {
 
 /// Deterministic pseudo-random token ids (skipping the lowest ids, where special tokens live).
 fn synthetic_prompt(len: usize, vocab: u32, seed: u64) -> Vec<u32> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..len)
         .map(|_| {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             200 + ((x >> 33) as u32 % (vocab - 200))
         })
         .collect()
 }
 
 fn params(max_tokens: usize) -> SamplingParams {
-    SamplingParams { ignore_eos: true, ..SamplingParams::greedy(max_tokens) }
+    SamplingParams {
+        ignore_eos: true,
+        ..SamplingParams::greedy(max_tokens)
+    }
 }
 
 async fn run_one(engine: &EngineHandle, prompt: Vec<u32>, max_tokens: usize) -> anyhow::Result<()> {
-    let g = engine.submit(GenerateRequest::new(prompt, params(max_tokens)))?.collect_all().await;
+    let g = engine
+        .submit(GenerateRequest::new(prompt, params(max_tokens)))?
+        .collect_all()
+        .await;
     if let lathe_engine::FinishReason::Error(e) = g.finished.reason {
         anyhow::bail!("benchmark request failed: {e}");
     }
@@ -160,10 +189,18 @@ async fn run_one(engine: &EngineHandle, prompt: Vec<u32>, max_tokens: usize) -> 
 }
 
 /// (tokens generated in the window, window seconds) for `b` concurrent streams.
-async fn decode_throughput(engine: &EngineHandle, b: usize, n: usize, vocab: u32) -> anyhow::Result<(usize, f64)> {
+async fn decode_throughput(
+    engine: &EngineHandle,
+    b: usize,
+    n: usize,
+    vocab: u32,
+) -> anyhow::Result<(usize, f64)> {
     let mut streams = Vec::new();
     for i in 0..b {
-        streams.push(engine.submit(GenerateRequest::new(synthetic_prompt(32, vocab, 1000 + i as u64), params(n)))?);
+        streams.push(engine.submit(GenerateRequest::new(
+            synthetic_prompt(32, vocab, 1000 + i as u64),
+            params(n),
+        ))?);
     }
     let tasks = streams.into_iter().map(|mut s| async move {
         let mut stamps = Vec::new();
@@ -176,29 +213,68 @@ async fn decode_throughput(engine: &EngineHandle, b: usize, n: usize, vocab: u32
         stamps
     });
     let all: Vec<Vec<Instant>> = futures::future::join_all(tasks).await;
-    let start = all.iter().filter_map(|s| s.first()).max().copied().unwrap_or_else(Instant::now);
-    let end = all.iter().filter_map(|s| s.last()).max().copied().unwrap_or(start);
-    let tokens = all.iter().map(|s| s.iter().filter(|&&t| t > start).count()).sum();
-    Ok((tokens, end.duration_since(start).max(Duration::from_micros(1)).as_secs_f64()))
+    let start = all
+        .iter()
+        .filter_map(|s| s.first())
+        .max()
+        .copied()
+        .unwrap_or_else(Instant::now);
+    let end = all
+        .iter()
+        .filter_map(|s| s.last())
+        .max()
+        .copied()
+        .unwrap_or(start);
+    let tokens = all
+        .iter()
+        .map(|s| s.iter().filter(|&&t| t > start).count())
+        .sum();
+    Ok((
+        tokens,
+        end.duration_since(start)
+            .max(Duration::from_micros(1))
+            .as_secs_f64(),
+    ))
 }
 
 fn print_table(r: &EngineBenchReport) {
-    println!("\nlathe bench engine — {} ({} threads, commit {})", r.model, r.threads, r.git_commit);
-    println!("{:<34} {:>12} {:>14} {:>8}", "", "lathe", "candle (ref)", "ratio");
-    let (rp, rd) = r.reference.as_ref().map_or((None, None), |x| (Some(x.prompt_tok_s), Some(x.decode_tok_s)));
+    println!(
+        "\nlathe bench engine — {} ({} threads, commit {})",
+        r.model, r.threads, r.git_commit
+    );
+    println!(
+        "{:<34} {:>12} {:>14} {:>8}",
+        "", "lathe", "candle (ref)", "ratio"
+    );
+    let (rp, rd) = r.reference.as_ref().map_or((None, None), |x| {
+        (Some(x.prompt_tok_s), Some(x.decode_tok_s))
+    });
     let row = |name: &str, ours: f64, theirs: Option<f64>| {
         let t = theirs.map_or("-".to_string(), |t| format!("{t:.1}"));
         let ratio = theirs.map_or("-".to_string(), |t| format!("{:.2}x", ours / t));
         println!("{name:<34} {ours:>12.1} {t:>14} {ratio:>8}");
     };
-    row(&format!("prompt tok/s ({} tokens)", r.prompt_len), r.prompt_tok_s, rp);
+    row(
+        &format!("prompt tok/s ({} tokens)", r.prompt_len),
+        r.prompt_tok_s,
+        rp,
+    );
     for d in &r.decode {
         let theirs = if d.batch == 1 { rd } else { None };
-        row(&format!("decode tok/s, batch {} (total)", d.batch), d.total_tok_s, theirs);
+        row(
+            &format!("decode tok/s, batch {} (total)", d.batch),
+            d.total_tok_s,
+            theirs,
+        );
     }
     if let (Some(b1), Some(bmax)) = (r.decode.first(), r.decode.last()) {
         if bmax.batch > b1.batch {
-            println!("batch {} / batch {} total decode: {:.2}x", bmax.batch, b1.batch, bmax.total_tok_s / b1.total_tok_s);
+            println!(
+                "batch {} / batch {} total decode: {:.2}x",
+                bmax.batch,
+                b1.batch,
+                bmax.total_tok_s / b1.total_tok_s
+            );
         }
     }
     println!(

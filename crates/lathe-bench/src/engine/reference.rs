@@ -13,7 +13,12 @@ pub struct ReferenceNumbers {
     pub decode_tok_s: f64,
 }
 
-pub fn measure(path: &Path, prompt_len: usize, decode_len: usize, vocab: u32) -> anyhow::Result<ReferenceNumbers> {
+pub fn measure(
+    path: &Path,
+    prompt_len: usize,
+    decode_len: usize,
+    vocab: u32,
+) -> anyhow::Result<ReferenceNumbers> {
     let load = || -> anyhow::Result<ModelWeights> {
         let mut f = std::fs::File::open(path)?;
         let ct = candle_core::quantized::gguf_file::Content::read(&mut f)?;
@@ -25,13 +30,19 @@ pub fn measure(path: &Path, prompt_len: usize, decode_len: usize, vocab: u32) ->
     model.forward(&Tensor::new(&prompt[..16], &Device::Cpu)?.unsqueeze(0)?, 0)?;
     let mut model = load()?;
     let t = Instant::now();
-    let logits = model.forward(&Tensor::new(prompt.as_slice(), &Device::Cpu)?.unsqueeze(0)?, 0)?;
+    let logits = model.forward(
+        &Tensor::new(prompt.as_slice(), &Device::Cpu)?.unsqueeze(0)?,
+        0,
+    )?;
     let prompt_secs = t.elapsed().as_secs_f64();
     drop(logits);
     // Decode from the same short context as lathe's decode measurement (32 prompt tokens).
     let mut model = load()?;
     let short = super::synthetic_prompt(32, vocab, 1000);
-    let l = model.forward(&Tensor::new(short.as_slice(), &Device::Cpu)?.unsqueeze(0)?, 0)?;
+    let l = model.forward(
+        &Tensor::new(short.as_slice(), &Device::Cpu)?.unsqueeze(0)?,
+        0,
+    )?;
     let mut next = l.flatten_all()?.argmax(0)?.to_scalar::<u32>()?;
     let mut pos = short.len();
     let t = Instant::now();

@@ -68,7 +68,10 @@ fn write_value(v: &Value, st: &Style, depth: usize, out: &mut String) -> Result<
                 .collect::<Result<Vec<_>, _>>()?;
             write_container(('{', '}'), &items, st, depth, out, |(k, val), out| {
                 // JSON keys are strings; Python stringifies numbers and booleans.
-                let key = k.as_str().map(str::to_owned).unwrap_or_else(|| k.to_string());
+                let key = k
+                    .as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| k.to_string());
                 write_str(&key, st, out);
                 out.push_str(&st.key_sep);
                 write_value(val, st, depth + 1, out)
@@ -128,7 +131,13 @@ fn number(v: &Value) -> Result<String, Error> {
     let f = f64::try_from(v.clone()).map_err(|_| invalid("tojson: bad number"))?;
     Ok(if !f.is_finite() {
         // Python writes these bare (not valid JSON, but that is what json.dumps does).
-        let s = if f.is_nan() { "NaN" } else if f > 0.0 { "Infinity" } else { "-Infinity" };
+        let s = if f.is_nan() {
+            "NaN"
+        } else if f > 0.0 {
+            "Infinity"
+        } else {
+            "-Infinity"
+        };
         s.to_string()
     } else if f.fract() == 0.0 && f.abs() < 1e16 {
         format!("{f:.1}")

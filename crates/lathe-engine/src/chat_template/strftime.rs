@@ -8,11 +8,27 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 const MONTHS: [&str; 12] = [
-    "January", "February", "March", "April", "May", "June", "July", "August", "September",
-    "October", "November", "December",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
 ];
 const WEEKDAYS: [&str; 7] = [
-    "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
 ];
 
 /// The template function.
@@ -120,7 +136,10 @@ mod tests {
         // 2024-07-26 13:25:09 UTC, a Friday.
         let t = 1_722_000_309;
         assert_eq!(format_unix("%d %b %Y", t), "26 Jul 2024");
-        assert_eq!(format_unix("%A %B %-d, %Y %H:%M:%S %p", t), "Friday July 26, 2024 13:25:09 PM");
+        assert_eq!(
+            format_unix("%A %B %-d, %Y %H:%M:%S %p", t),
+            "Friday July 26, 2024 13:25:09 PM"
+        );
         assert_eq!(format_unix("%F %j %%", t), "2024-07-26 208 %");
         assert_eq!(format_unix("%Y-%m-%d", 0), "1970-01-01");
         assert_eq!(format_unix("%Y-%m-%d %a", 951_782_400), "2000-02-29 Tue");

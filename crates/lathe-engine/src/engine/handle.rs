@@ -23,12 +23,20 @@ pub struct GenerateRequest {
 
 impl GenerateRequest {
     pub fn new(prompt: Vec<u32>, params: SamplingParams) -> Self {
-        Self { prompt, params, constraint: None }
+        Self {
+            prompt,
+            params,
+            constraint: None,
+        }
     }
 }
 
 pub(crate) enum Command {
-    Submit { id: RequestId, req: GenerateRequest, tx: tokio::sync::mpsc::UnboundedSender<StreamEvent> },
+    Submit {
+        id: RequestId,
+        req: GenerateRequest,
+        tx: tokio::sync::mpsc::UnboundedSender<StreamEvent>,
+    },
     Abort(RequestId),
     Shutdown,
 }
@@ -82,7 +90,12 @@ impl EngineHandle {
         self.tx
             .send(Command::Submit { id, req, tx })
             .map_err(|_| SubmitError::EngineStopped)?;
-        Ok(RequestStream { id, rx, abort: Some(self.tx.clone()), finished: false })
+        Ok(RequestStream {
+            id,
+            rx,
+            abort: Some(self.tx.clone()),
+            finished: false,
+        })
     }
 
     pub fn info(&self) -> &Arc<ModelInfo> {
@@ -176,7 +189,11 @@ impl RequestStream {
                 }
                 Some(StreamEvent::Finished(f)) => {
                     text.push_str(&f.text);
-                    return Generated { text, token_ids, finished: f };
+                    return Generated {
+                        text,
+                        token_ids,
+                        finished: f,
+                    };
                 }
                 None => {
                     let finished = super::events::Finished {
@@ -187,7 +204,11 @@ impl RequestStream {
                         cached_tokens: 0,
                         matched_stop: None,
                     };
-                    return Generated { text, token_ids, finished };
+                    return Generated {
+                        text,
+                        token_ids,
+                        finished,
+                    };
                 }
             }
         }

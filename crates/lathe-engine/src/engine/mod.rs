@@ -7,7 +7,9 @@ mod output;
 mod worker;
 
 pub use events::{FinishReason, Finished, StreamEvent, TokenDelta};
-pub use handle::{EngineHandle, EngineStats, GenerateRequest, Generated, RequestStream, SubmitError};
+pub use handle::{
+    EngineHandle, EngineStats, GenerateRequest, Generated, RequestStream, SubmitError,
+};
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
@@ -46,7 +48,8 @@ impl DeviceChoice {
     fn device(self) -> Result<Device> {
         match self {
             Self::Cpu => Ok(Device::Cpu),
-            Self::Cuda(n) => Device::new_cuda(n).context("opening the CUDA device (was lathe built with --features cuda?)"),
+            Self::Cuda(n) => Device::new_cuda(n)
+                .context("opening the CUDA device (was lathe built with --features cuda?)"),
         }
     }
 }
@@ -109,7 +112,11 @@ pub fn start(cfg: EngineConfig) -> Result<EngineHandle> {
     let registry = Registry::builtin();
     let resolved = loader::resolve(&cfg.model, &registry)?;
     let device = cfg.device.device()?;
-    let dtype = cfg.dtype.unwrap_or(if device.is_cpu() { DType::F32 } else { DType::BF16 });
+    let dtype = cfg.dtype.unwrap_or(if device.is_cpu() {
+        DType::F32
+    } else {
+        DType::BF16
+    });
     tracing::info!(model = %resolved.id, ?device, "loading model");
     let model = loader::load_model(&resolved.files, &device, dtype)?;
     let tokenizer = Arc::new(load_tokenizer(&resolved.files)?);
@@ -139,7 +146,11 @@ pub fn start(cfg: EngineConfig) -> Result<EngineHandle> {
             max_model_len,
             long_prefill_token_threshold: 0,
         },
-        KvCacheConfig { block_size: cfg.block_size, num_blocks, enable_prefix_caching: cfg.enable_prefix_caching },
+        KvCacheConfig {
+            block_size: cfg.block_size,
+            num_blocks,
+            enable_prefix_caching: cfg.enable_prefix_caching,
+        },
     );
     let info = Arc::new(ModelInfo {
         id: resolved.id.clone(),
@@ -167,9 +178,20 @@ pub fn start(cfg: EngineConfig) -> Result<EngineHandle> {
         .name("lathe-engine".into())
         .spawn(move || worker.run(rx))
         .context("spawning the engine thread")?;
-    let handle = EngineHandle { tx, info, stats, next_id: Arc::new(AtomicU64::new(1)) };
-    handle.stats.total_blocks.store(num_blocks, std::sync::atomic::Ordering::Relaxed);
-    handle.stats.free_blocks.store(num_blocks, std::sync::atomic::Ordering::Relaxed);
+    let handle = EngineHandle {
+        tx,
+        info,
+        stats,
+        next_id: Arc::new(AtomicU64::new(1)),
+    };
+    handle
+        .stats
+        .total_blocks
+        .store(num_blocks, std::sync::atomic::Ordering::Relaxed);
+    handle
+        .stats
+        .free_blocks
+        .store(num_blocks, std::sync::atomic::Ordering::Relaxed);
     Ok(handle)
 }
 
@@ -180,22 +202,35 @@ fn load_tokenizer(files: &ModelFiles) -> Result<TextTokenizer> {
             let content = candle_core::quantized::gguf_file::Content::read(&mut f)?;
             TextTokenizer::from_gguf(&content)
         }
-        ModelFiles::Safetensors { tokenizer, tokenizer_config, .. } => {
-            TextTokenizer::from_files(tokenizer, tokenizer_config.as_deref())
-        }
+        ModelFiles::Safetensors {
+            tokenizer,
+            tokenizer_config,
+            ..
+        } => TextTokenizer::from_files(tokenizer, tokenizer_config.as_deref()),
     }
 }
 
 /// KV blocks that fit the memory budget: a fixed budget on the CPU; on CUDA, a fraction of the
 /// device memory still free after the weights loaded.
-fn kv_blocks_for_memory(cfg: &EngineConfig, spec: &lathe_models::ModelSpec, device: &Device) -> Result<usize> {
+fn kv_blocks_for_memory(
+    cfg: &EngineConfig,
+    spec: &lathe_models::ModelSpec,
+    device: &Device,
+) -> Result<usize> {
     let per_block = spec.kv.bytes_per_block(cfg.block_size);
     let budget = match device {
         Device::Cpu => cfg.cpu_kv_cache_bytes,
-        _ => gpu_free_bytes(device)? as f64 as usize * (cfg.gpu_memory_utilization.clamp(0.05, 0.98) * 100.0) as usize / 100,
+        _ => {
+            gpu_free_bytes(device)? as f64 as usize
+                * (cfg.gpu_memory_utilization.clamp(0.05, 0.98) * 100.0) as usize
+                / 100
+        }
     };
     let blocks = budget / per_block;
-    anyhow::ensure!(blocks >= 2, "KV cache budget {budget} B holds fewer than 2 blocks of {per_block} B");
+    anyhow::ensure!(
+        blocks >= 2,
+        "KV cache budget {budget} B holds fewer than 2 blocks of {per_block} B"
+    );
     Ok(blocks)
 }
 

@@ -53,7 +53,9 @@ impl ActiveRequest {
             sampler: SamplerState::new(&params, prompt),
             prompt_len: prompt.len(),
             generated: 0,
-            max_new: params.max_tokens.min(max_model_len.saturating_sub(prompt.len())),
+            max_new: params
+                .max_tokens
+                .min(max_model_len.saturating_sub(prompt.len())),
             detok: IncrementalDetokenizer::new(tokenizer.clone(), true),
             stops: StopMatcher::new(params.stop.clone()),
             eos,
@@ -75,7 +77,11 @@ impl ActiveRequest {
         let grammar_done = match self.constraint.as_mut() {
             Some(c) => {
                 if !c.accept(s.token) {
-                    return Progress::Done(FinishReason::Error("sampled token rejected by the grammar".into()), None, String::new());
+                    return Progress::Done(
+                        FinishReason::Error("sampled token rejected by the grammar".into()),
+                        None,
+                        String::new(),
+                    );
                 }
                 c.is_finished()
             }
@@ -83,38 +89,58 @@ impl ActiveRequest {
         };
         if self.eos.contains(&s.token) {
             let name = tokenizer.id_to_token(s.token);
-            let rest = self.stops.flush();
-            return Progress::Done(FinishReason::Stop, name, rest);
+            return match self.release_held_text() {
+                Ok(rest) => Progress::Done(FinishReason::Stop, name, rest),
+                Err((matched, rest)) => Progress::Done(FinishReason::Stop, matched, rest),
+            };
         }
         let piece = self.detok.push(s.token).unwrap_or_default();
         let outcome = self.stops.push(&piece);
-        let delta = TokenDelta { token: s.token, text: outcome.text, logprobs: s.logprobs };
+        let delta = TokenDelta {
+            token: s.token,
+            text: outcome.text,
+            logprobs: s.logprobs,
+        };
         if self.tx.send(StreamEvent::Token(delta)).is_err() {
             return Progress::Disconnected;
         }
         if outcome.stopped {
             return Progress::Done(FinishReason::Stop, outcome.matched, String::new());
         }
-        if grammar_done {
-            let tail = self.detok.flush();
-            let mut rest = self.stops.push(&tail);
-            rest.text.push_str(&self.stops.flush());
-            return Progress::Done(FinishReason::Stop, None, rest.text);
-        }
-        if self.generated >= self.max_new {
-            let tail = self.detok.flush();
-            let mut rest = self.stops.push(&tail);
-            if rest.stopped {
-                return Progress::Done(FinishReason::Stop, rest.matched, rest.text);
-            }
-            rest.text.push_str(&self.stops.flush());
-            return Progress::Done(FinishReason::Length, None, rest.text);
+        if grammar_done || self.generated >= self.max_new {
+            let reason = if grammar_done {
+                FinishReason::Stop
+            } else {
+                FinishReason::Length
+            };
+            return match self.release_held_text() {
+                Ok(rest) => Progress::Done(reason, None, rest),
+                Err((matched, rest)) => Progress::Done(FinishReason::Stop, matched, rest),
+            };
         }
         Progress::Continue
     }
 
+    /// At the end of generation: the text still held by the detokenizer (an unfinished
+    /// character) and by the stop matcher. `Err` when that tail completes a stop string.
+    fn release_held_text(&mut self) -> Result<String, (Option<String>, String)> {
+        let tail = self.detok.flush();
+        let mut rest = self.stops.push(&tail);
+        if rest.stopped {
+            return Err((rest.matched, rest.text));
+        }
+        rest.text.push_str(&self.stops.flush());
+        Ok(rest.text)
+    }
+
     /// Sends the final event.
-    pub fn finish(&self, reason: FinishReason, matched_stop: Option<String>, text: String, cached_tokens: usize) {
+    pub fn finish(
+        &self,
+        reason: FinishReason,
+        matched_stop: Option<String>,
+        text: String,
+        cached_tokens: usize,
+    ) {
         let _ = self.tx.send(StreamEvent::Finished(Finished {
             reason,
             text,

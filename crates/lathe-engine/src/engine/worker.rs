@@ -62,8 +62,18 @@ impl Worker {
     fn handle(&mut self, cmd: Command) -> bool {
         match cmd {
             Command::Submit { id, req, tx } => {
-                let max_tokens = req.params.max_tokens.min(self.max_model_len - req.prompt.len());
-                let active = ActiveRequest::new(&req.prompt, req.params, req.constraint, self.max_model_len, &self.tokenizer, tx);
+                let max_tokens = req
+                    .params
+                    .max_tokens
+                    .min(self.max_model_len - req.prompt.len());
+                let active = ActiveRequest::new(
+                    &req.prompt,
+                    req.params,
+                    req.constraint,
+                    self.max_model_len,
+                    &self.tokenizer,
+                    tx,
+                );
                 if max_tokens == 0 {
                     active.finish(FinishReason::Length, None, String::new(), 0);
                     return true;
@@ -72,7 +82,9 @@ impl Worker {
                     Ok(()) => {
                         self.active.insert(id, active);
                     }
-                    Err(e) => active.finish(FinishReason::Error(e.to_string()), None, String::new(), 0),
+                    Err(e) => {
+                        active.finish(FinishReason::Error(e.to_string()), None, String::new(), 0)
+                    }
                 }
             }
             Command::Abort(id) => {
@@ -89,27 +101,47 @@ impl Worker {
     fn step(&mut self) {
         let out = self.scheduler.schedule();
         if !out.preempted.is_empty() {
-            self.stats.preemptions_total.fetch_add(out.preempted.len() as u64, Ordering::Relaxed);
+            self.stats
+                .preemptions_total
+                .fetch_add(out.preempted.len() as u64, Ordering::Relaxed);
         }
         if out.seqs.is_empty() {
             return;
         }
         let batch = HostBatch::build(&out, self.scheduler.block_size());
-        let result = catch_unwind(AssertUnwindSafe(|| execute(self.model.as_ref(), &self.kv, &batch)));
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            execute(self.model.as_ref(), &self.kv, &batch)
+        }));
         let rows = match result {
             Ok(Ok(rows)) => rows,
-            Ok(Err(e)) => return self.fail(&out.seqs.iter().map(|s| s.id).collect::<Vec<_>>(), e.to_string()),
-            Err(_) => return self.fail(&out.seqs.iter().map(|s| s.id).collect::<Vec<_>>(), "the model panicked".into()),
+            Ok(Err(e)) => {
+                return self.fail(
+                    &out.seqs.iter().map(|s| s.id).collect::<Vec<_>>(),
+                    e.to_string(),
+                )
+            }
+            Err(_) => {
+                return self.fail(
+                    &out.seqs.iter().map(|s| s.id).collect::<Vec<_>>(),
+                    "the model panicked".into(),
+                )
+            }
         };
         let prompt_tokens: usize = out
             .seqs
             .iter()
             .filter_map(|s| {
                 let prompt_len = self.active.get(&s.id)?.prompt_len;
-                Some(prompt_len.saturating_sub(s.start_pos).min(s.token_ids.len()))
+                Some(
+                    prompt_len
+                        .saturating_sub(s.start_pos)
+                        .min(s.token_ids.len()),
+                )
             })
             .sum();
-        self.stats.prompt_tokens_total.fetch_add(prompt_tokens as u64, Ordering::Relaxed);
+        self.stats
+            .prompt_tokens_total
+            .fetch_add(prompt_tokens as u64, Ordering::Relaxed);
         let mut sampled = Vec::with_capacity(rows.len());
         for (id, row) in batch.sampled.iter().zip(&rows) {
             if let Some(req) = self.active.get_mut(id) {
@@ -119,18 +151,30 @@ impl Worker {
         }
         let tokens: Vec<_> = sampled.iter().map(|(id, s)| (*id, s.token)).collect();
         self.scheduler.update(&out, &tokens);
-        self.stats.generation_tokens_total.fetch_add(tokens.len() as u64, Ordering::Relaxed);
+        self.stats
+            .generation_tokens_total
+            .fetch_add(tokens.len() as u64, Ordering::Relaxed);
         for (id, s) in sampled {
-            let Some(req) = self.active.get_mut(&id) else { continue };
+            let Some(req) = self.active.get_mut(&id) else {
+                continue;
+            };
             match req.on_token(s, &self.tokenizer) {
                 Progress::Continue => {}
                 Progress::Done(reason, matched, text) => self.complete(id, reason, matched, text),
-                Progress::Disconnected => self.complete(id, FinishReason::Abort, None, String::new()),
+                Progress::Disconnected => {
+                    self.complete(id, FinishReason::Abort, None, String::new())
+                }
             }
         }
     }
 
-    fn complete(&mut self, id: RequestId, reason: FinishReason, matched: Option<String>, text: String) {
+    fn complete(
+        &mut self,
+        id: RequestId,
+        reason: FinishReason,
+        matched: Option<String>,
+        text: String,
+    ) {
         let cached = self.scheduler.num_cached_tokens(id).unwrap_or(0);
         self.scheduler.finish_request(id);
         if let Some(req) = self.active.remove(&id) {
@@ -155,10 +199,14 @@ impl Worker {
 
     fn publish_stats(&self) {
         let s = &self.stats;
-        s.free_blocks.store(self.scheduler.num_free_blocks(), Ordering::Relaxed);
-        s.total_blocks.store(self.scheduler.num_total_blocks(), Ordering::Relaxed);
-        s.waiting.store(self.scheduler.num_waiting(), Ordering::Relaxed);
-        s.running.store(self.scheduler.num_running(), Ordering::Relaxed);
+        s.free_blocks
+            .store(self.scheduler.num_free_blocks(), Ordering::Relaxed);
+        s.total_blocks
+            .store(self.scheduler.num_total_blocks(), Ordering::Relaxed);
+        s.waiting
+            .store(self.scheduler.num_waiting(), Ordering::Relaxed);
+        s.running
+            .store(self.scheduler.num_running(), Ordering::Relaxed);
         s.steps_total.fetch_add(1, Ordering::Relaxed);
     }
 }

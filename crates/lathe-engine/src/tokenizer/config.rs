@@ -22,8 +22,8 @@ pub(crate) fn build(tokenizer_json: &Path, config_json: Option<&Path>) -> Result
         .map_err(|e| anyhow!("loading {}: {e}", tokenizer_json.display()))?;
     let config = match config_json {
         Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("reading {}", p.display()))?;
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
             serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))?
         }
         None => Value::Null,

@@ -70,7 +70,10 @@ pub(crate) fn build(content: &Content) -> Result<TextTokenizer> {
         .unwrap_or_else(|| pretokenizer::default_add_bos(pre));
     let add_eos = md.bool("tokenizer.ggml.add_eos_token").unwrap_or(false);
     let add_bos = add_bos && bos.is_some();
-    if let Some(pp) = post_processor(bos.as_ref().filter(|_| add_bos), eos.as_ref().filter(|_| add_eos))? {
+    if let Some(pp) = post_processor(
+        bos.as_ref().filter(|_| add_bos),
+        eos.as_ref().filter(|_| add_eos),
+    )? {
         tk.with_post_processor(Some(pp));
     }
 
@@ -182,11 +185,7 @@ impl Meta<'_> {
             .to_vec()
             .map_err(|e| anyhow!("{key}: {e}"))?;
         arr.iter()
-            .map(|v| {
-                v.to_string()
-                    .cloned()
-                    .map_err(|e| anyhow!("{key}: {e}"))
-            })
+            .map(|v| v.to_string().cloned().map_err(|e| anyhow!("{key}: {e}")))
             .collect()
     }
 

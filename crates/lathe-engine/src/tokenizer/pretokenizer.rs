@@ -38,12 +38,7 @@ const DEEPSEEK_CODER: &[&str] = &[
 ];
 
 /// llama.cpp's legacy "default" chain (used when a GGUF names no pre-tokenizer).
-const LLAMA_CPP_DEFAULT: &[&str] = &[
-    r"[\p{P}\$\+<=>\^~\|]+",
-    GPT2,
-    r"\p{N}+",
-    r"[0-9][0-9][0-9]",
-];
+const LLAMA_CPP_DEFAULT: &[&str] = &[r"[\p{P}\$\+<=>\^~\|]+", GPT2, r"\p{N}+", r"[0-9][0-9][0-9]"];
 
 /// What a pre-tokenizer name implies for the tokenizer build.
 pub(crate) struct PreTokenizerSpec {
@@ -57,10 +52,7 @@ pub(crate) fn for_name(name: &str) -> Result<PreTokenizerSpec> {
     let (pre_tokenizer, ignore_merges) = match name {
         "gpt2" | "mpt" | "olmo" | "jais" => (byte_level(true).into(), false),
         "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone" => {
-            let seq = vec![
-                Digits::new(true).into(),
-                byte_level(true).into(),
-            ];
+            let seq = vec![Digits::new(true).into(), byte_level(true).into()];
             (Sequence::new(seq).into(), false)
         }
         "qwen2" | "deepseek-r1-qwen" | "stablelm2" => (splits_then_bytes(&[QWEN2])?, false),
@@ -121,6 +113,29 @@ mod tests {
         ] {
             assert!(for_name(name).is_ok(), "{name}");
         }
+    }
+
+    fn pieces(name: &str, text: &str) -> Vec<String> {
+        use tokenizers::{OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer};
+        let spec = for_name(name).unwrap();
+        let mut pts = PreTokenizedString::from(text);
+        spec.pre_tokenizer.pre_tokenize(&mut pts).unwrap();
+        pts.get_splits(OffsetReferential::Original, OffsetType::Byte)
+            .into_iter()
+            .map(|(s, _, _)| s.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn digit_grouping_differs_by_family() {
+        let text = "abc 12345";
+        assert_eq!(pieces("llama3", text), ["abc", "Ġ", "123", "45"]);
+        assert_eq!(pieces("qwen2", text), ["abc", "Ġ", "1", "2", "3", "4", "5"]);
+        assert_eq!(
+            pieces("smollm", text),
+            ["abc", "Ġ", "1", "2", "3", "4", "5"]
+        );
+        assert_eq!(pieces("gpt2", text), ["abc", "Ġ12345"]);
     }
 
     #[test]

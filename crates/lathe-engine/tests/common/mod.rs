@@ -9,17 +9,27 @@ pub fn engine(cfg: EngineConfig) -> EngineHandle {
 }
 
 pub fn default_engine() -> EngineHandle {
-    engine(EngineConfig { cpu_kv_cache_bytes: 256 << 20, ..EngineConfig::default() })
+    engine(EngineConfig {
+        cpu_kv_cache_bytes: 256 << 20,
+        ..EngineConfig::default()
+    })
 }
 
 pub fn greedy(max_tokens: usize) -> SamplingParams {
-    SamplingParams { ignore_eos: true, logprobs: Some(2), ..SamplingParams::greedy(max_tokens) }
+    SamplingParams {
+        ignore_eos: true,
+        logprobs: Some(2),
+        ..SamplingParams::greedy(max_tokens)
+    }
 }
 
 pub fn chat_prompt(engine: &EngineHandle, user: &str) -> Vec<u32> {
     engine
         .info()
-        .encode_chat(&[serde_json::json!({"role": "user", "content": user})], None)
+        .encode_chat(
+            &[serde_json::json!({"role": "user", "content": user})],
+            None,
+        )
         .unwrap()
 }
 
@@ -29,12 +39,21 @@ pub fn generate(engine: &EngineHandle, prompt: Vec<u32>, params: SamplingParams)
 }
 
 pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 /// Per-token (token, top-2 logprobs) of a greedy run.
-pub fn greedy_trace(engine: &EngineHandle, prompt: Vec<u32>, n: usize) -> Vec<(u32, Vec<(u32, f32)>)> {
-    let mut s = engine.submit(GenerateRequest::new(prompt, greedy(n))).unwrap();
+pub fn greedy_trace(
+    engine: &EngineHandle,
+    prompt: Vec<u32>,
+    n: usize,
+) -> Vec<(u32, Vec<(u32, f32)>)> {
+    let mut s = engine
+        .submit(GenerateRequest::new(prompt, greedy(n)))
+        .unwrap();
     runtime().block_on(async move {
         let mut out = Vec::new();
         while let Some(ev) = s.next().await {
@@ -49,7 +68,12 @@ pub fn greedy_trace(engine: &EngineHandle, prompt: Vec<u32>, n: usize) -> Vec<(u
 
 /// Two greedy token sequences must be identical, except that they may part at a near tie: at
 /// the first difference the reference's two best candidates are within `tie` of each other.
-pub fn assert_same_or_near_tie(reference: &[(u32, Vec<(u32, f32)>)], other: &[u32], tie: f32, what: &str) {
+pub fn assert_same_or_near_tie(
+    reference: &[(u32, Vec<(u32, f32)>)],
+    other: &[u32],
+    tie: f32,
+    what: &str,
+) {
     assert_eq!(reference.len(), other.len(), "{what}: different lengths");
     if let Some(i) = reference.iter().zip(other).position(|(r, o)| r.0 != *o) {
         let top = &reference[i].1;

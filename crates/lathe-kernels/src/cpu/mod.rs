@@ -34,6 +34,7 @@ pub use pool::{num_threads, set_num_threads};
 
 use pack::{with_kind, Kind, Packed};
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::OnceLock;
 
 /// The instruction-set paths of the kernels, slowest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -79,13 +80,14 @@ impl Isa {
     /// The path `matmul` uses: the forced one (see [`force_isa`]) or the fastest available.
     pub fn best() -> Isa {
         match FORCED.load(Ordering::Relaxed) {
-            0 => *Self::available().last().unwrap(),
+            0 => *DETECTED.get_or_init(|| *Self::available().last().unwrap()),
             v => [Isa::Scalar, Isa::Avx2, Isa::Avx512Bw, Isa::Avx512Vnni][v as usize - 1],
         }
     }
 }
 
 static FORCED: AtomicU8 = AtomicU8::new(0);
+static DETECTED: OnceLock<Isa> = OnceLock::new();
 
 /// Forces the path [`QuantMatrix::matmul`] uses (process-wide; `None` restores detection).
 /// Meant for tests and benchmarks; panics if the CPU lacks `isa`.
@@ -248,11 +250,4 @@ unsafe fn tile_range<K: Kind>(
         Isa::Avx2 => avx2::tiles::<K>(p, a, c0, c1, t0, t1, out),
         _ => scalar::tiles::<K>(p, a, c0, c1, t0, t1, out),
     }
-}
-#[doc(hidden)]
-pub fn __probe(n: usize, chunk: usize) {
-    let f = |a: usize, b: usize| {
-        std::hint::black_box((a, b));
-    };
-    pool::parallel_for(n, chunk, &f);
 }

@@ -8,17 +8,21 @@
 //! - otherwise (prefill, chunked prefill, decode mixed with prefill): the tiled prefill kernel,
 //!   split-K only when the query tiles alone would leave most multiprocessors idle. Two
 //!   versions: CUDA cores (every dtype and head size) and tensor cores (mma.sync, bf16/f16,
-//!   head_dim 64/128), chosen by `LATHE_PREFILL_KERNEL=simt|mma`; the default is `simt` until
-//!   the tensor-core kernel has passed the GPU tests on a real device.
+//!   head_dim 64/128, the default where it applies); `LATHE_PREFILL_KERNEL=simt` forces the
+//!   CUDA-core one. Both pass the CPU-emulated kernel tests (kernels/emu); the GPU tests run
+//!   both.
 //!
 //! `max_seq_len` and `max_query_len` are trusted as upper bounds: they size the grid.
 
+use candle_core::backend::BackendStorage;
 use candle_core::cuda_backend::cudarc::driver::sys::CUfunction_attribute;
 use candle_core::cuda_backend::cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg};
 use candle_core::cuda_backend::WrapErr;
 use candle_core::{CudaStorage, DType, Layout, Result, Shape};
 
-use super::{alloc, arg, arg_mut, cuda_storage, dtype_suffix, function, num_sms, paged_attention_module, Arg};
+use super::{
+    alloc, arg, arg_mut, cuda_storage, dtype_suffix, function, num_sms, paged_attention_module, Arg,
+};
 use crate::ops::PagedAttention;
 
 /// Keys per split-K partition. The decode kernel holds one partition's logits in shared memory
@@ -62,7 +66,7 @@ unsafe impl DeviceRepr for AttnParams {}
 fn prefill_mma(dtype: DType, head_dim: usize) -> bool {
     matches!(dtype, DType::BF16 | DType::F16)
         && matches!(head_dim, 64 | 128)
-        && std::env::var("LATHE_PREFILL_KERNEL").is_ok_and(|v| v == "mma")
+        && std::env::var("LATHE_PREFILL_KERNEL").map_or(true, |v| v != "simt")
 }
 
 /// Query rows per prefill block and its dynamic shared memory in bytes (`MmaCfg` /
@@ -77,23 +81,37 @@ fn prefill_tile(head_dim: usize, mma: bool) -> (usize, usize) {
 }
 
 fn to_i32(v: usize, what: &str) -> Result<i32> {
-    i32::try_from(v).map_err(|_| candle_core::Error::Msg(format!("paged_attention: {what} = {v} too large")))
+    i32::try_from(v)
+        .map_err(|_| candle_core::Error::Msg(format!("paged_attention: {what} = {v} too large")))
 }
 
-pub(crate) fn paged_attention(op: &PagedAttention, q: &CudaStorage, q_l: &Layout) -> Result<(CudaStorage, Shape)> {
+pub(crate) fn paged_attention(
+    op: &PagedAttention,
+    q: &CudaStorage,
+    q_l: &Layout,
+) -> Result<(CudaStorage, Shape)> {
     let dev = &q.device;
     let dtype = q.dtype();
     let suffix = dtype_suffix(dtype)?;
     let (t, h, d) = q_l.shape().dims3()?;
     let kvh = op.num_kv_heads;
     if h != op.num_heads || d != op.head_dim || kvh == 0 || h % kvh != 0 {
-        candle_core::bail!("paged_attention: q {:?} does not match {} heads / {} kv heads / head_dim {}", q_l.dims(), op.num_heads, kvh, op.head_dim);
+        candle_core::bail!(
+            "paged_attention: q {:?} does not match {} heads / {} kv heads / head_dim {}",
+            q_l.dims(),
+            op.num_heads,
+            kvh,
+            op.head_dim
+        );
     }
     if !HEAD_DIMS.contains(&d) {
         candle_core::bail!("paged_attention: no CUDA kernel for head_dim {d} (have {HEAD_DIMS:?})");
     }
     if !op.block_size.is_power_of_two() {
-        candle_core::bail!("paged_attention: CUDA kernels need a power-of-two block size, got {}", op.block_size);
+        candle_core::bail!(
+            "paged_attention: CUDA kernels need a power-of-two block size, got {}",
+            op.block_size
+        );
     }
     let window = match op.sliding_window {
         Some(0) => candle_core::bail!("paged_attention: sliding window of 0"),
@@ -124,22 +142,36 @@ pub(crate) fn paged_attention(op: &PagedAttention, q: &CudaStorage, q_l: &Layout
     let seq_lens = cuda_storage(&sst, sl, &op.seq_lens, dev, DType::U32, "seq_lens")?;
     let query_start = cuda_storage(&qsst, qsl, &op.query_start, dev, DType::U32, "query_start")?;
     let cache_dims = [kl.dims()[1..].to_vec(), vl.dims()[1..].to_vec()];
-    if cache_dims.iter().any(|c| c.as_slice() != [op.block_size, kvh, d]) {
+    if cache_dims
+        .iter()
+        .any(|c| c.as_slice() != [op.block_size, kvh, d])
+    {
         candle_core::bail!("paged_attention: caches {:?} / {:?} do not match block_size {} kv heads {kvh} head_dim {d}", kl.dims(), vl.dims(), op.block_size);
     }
     let num_seqs = sl.dims().iter().product::<usize>();
     let (table_rows, max_blocks) = bl.shape().dims2()?;
     if table_rows != num_seqs || qsl.shape().elem_count() != num_seqs + 1 || num_seqs == 0 {
-        candle_core::bail!("paged_attention: {num_seqs} sequences, block_tables {:?}, query_start {:?}", bl.dims(), qsl.dims());
+        candle_core::bail!(
+            "paged_attention: {num_seqs} sequences, block_tables {:?}, query_start {:?}",
+            bl.dims(),
+            qsl.dims()
+        );
     }
 
     let stream = dev.cuda_stream();
     let sinks_arg = match (&sinks, &sinks_guard) {
         (Some(s), Some((st, l))) => {
             if l.shape().elem_count() < h {
-                candle_core::bail!("paged_attention: {} sinks for {h} heads", l.shape().elem_count());
+                candle_core::bail!(
+                    "paged_attention: {} sinks for {h} heads",
+                    l.shape().elem_count()
+                );
             }
-            arg(cuda_storage(st, l, s, dev, DType::F32, "sinks")?, l, &stream)?
+            arg(
+                cuda_storage(st, l, s, dev, DType::F32, "sinks")?,
+                l,
+                &stream,
+            )?
         }
         _ => Arg::null(),
     };
@@ -154,7 +186,9 @@ pub(crate) fn paged_attention(op: &PagedAttention, q: &CudaStorage, q_l: &Layout
     let decode = op.max_query_len <= 1;
     let mma = !decode && prefill_mma(dtype, d);
     let (bm, smem) = prefill_tile(d, mma);
-    let prefill_tiles = if decode { 0 } else {
+    let prefill_tiles = if decode {
+        0
+    } else {
         if group > bm {
             candle_core::bail!("paged_attention: {group} query heads per kv head, the prefill kernel takes at most {bm}");
         }
@@ -167,7 +201,10 @@ pub(crate) fn paged_attention(op: &PagedAttention, q: &CudaStorage, q_l: &Layout
     }
 
     let mut tmp = if split {
-        Some((alloc(dev, DType::F32, t * h * max_parts * d)?, alloc(dev, DType::F32, t * h * max_parts * 2)?))
+        Some((
+            alloc(dev, DType::F32, t * h * max_parts * d)?,
+            alloc(dev, DType::F32, t * h * max_parts * 2)?,
+        ))
     } else {
         None
     };
@@ -179,14 +216,26 @@ pub(crate) fn paged_attention(op: &PagedAttention, q: &CudaStorage, q_l: &Layout
         max_blocks: to_i32(max_blocks, "max_blocks")?,
         block_size_log2: op.block_size.trailing_zeros() as i32,
         sliding_window: window as i32,
-        partition_size: if split || decode { PARTITION_SIZE as i32 } else { 1 << 30 },
+        partition_size: if split || decode {
+            PARTITION_SIZE as i32
+        } else {
+            1 << 30
+        },
         max_parts: max_parts as i32,
         scale: op.scale,
         softcap: op.softcap.map_or(0.0, f32::abs),
         ..Default::default()
     };
-    let (qa, ka, va) = (arg(q, q_l, &stream)?, arg(kc, kl, &stream)?, arg(vc, vl, &stream)?);
-    let (ba, sa, qsa) = (arg(tables, bl, &stream)?, arg(seq_lens, sl, &stream)?, arg(query_start, qsl, &stream)?);
+    let (qa, ka, va) = (
+        arg(q, q_l, &stream)?,
+        arg(kc, kl, &stream)?,
+        arg(vc, vl, &stream)?,
+    );
+    let (ba, sa, qsa) = (
+        arg(tables, bl, &stream)?,
+        arg(seq_lens, sl, &stream)?,
+        arg(query_start, qsl, &stream)?,
+    );
     let out_l = Layout::contiguous(shape.clone());
     let oa = arg_mut(&mut out, &out_l, &stream)?;
     let tmp_args = match &mut tmp {
@@ -213,24 +262,50 @@ pub(crate) fn paged_attention(op: &PagedAttention, q: &CudaStorage, q_l: &Layout
     let (name, cfg) = if decode {
         let gm = group.next_power_of_two().min(8);
         let grid = ((kvh * group.div_ceil(gm)) as u32, num_seqs as u32, z);
-        (format!("paged_attention_decode_{suffix}_hd{d}_g{gm}"), LaunchConfig { grid_dim: grid, block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 })
+        (
+            format!("paged_attention_decode_{suffix}_hd{d}_g{gm}"),
+            LaunchConfig {
+                grid_dim: grid,
+                block_dim: (THREADS, 1, 1),
+                shared_mem_bytes: 0,
+            },
+        )
     } else {
         let grid = (prefill_tiles as u32, kvh as u32, z);
         let kind = if mma { "prefill_mma" } else { "prefill" };
-        (format!("paged_attention_{kind}_{suffix}_hd{d}"), LaunchConfig { grid_dim: grid, block_dim: (THREADS, 1, 1), shared_mem_bytes: smem as u32 })
+        (
+            format!("paged_attention_{kind}_{suffix}_hd{d}"),
+            LaunchConfig {
+                grid_dim: grid,
+                block_dim: (THREADS, 1, 1),
+                shared_mem_bytes: smem as u32,
+            },
+        )
     };
     let module = paged_attention_module(dtype)?;
     let func = function(dev, module, &name)?;
     if !decode {
-        func.set_attribute(CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem as i32).w()?;
+        func.set_attribute(
+            CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+            smem as i32,
+        )
+        .w()?;
     }
     let mut b = stream.launch_builder(&func);
     b.arg(&params);
     unsafe { b.launch(cfg) }.w()?;
 
     if split {
-        let func = function(dev, module, &format!("paged_attention_reduce_{suffix}_hd{d}"))?;
-        let cfg = LaunchConfig { grid_dim: (h as u32, t as u32, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 };
+        let func = function(
+            dev,
+            module,
+            &format!("paged_attention_reduce_{suffix}_hd{d}"),
+        )?;
+        let cfg = LaunchConfig {
+            grid_dim: (h as u32, t as u32, 1),
+            block_dim: (THREADS, 1, 1),
+            shared_mem_bytes: 0,
+        };
         let mut b = stream.launch_builder(&func);
         b.arg(&params);
         unsafe { b.launch(cfg) }.w()?;

@@ -2,20 +2,29 @@
 //! embedding, SiLU-and-mul. Each is a single memory-bound pass; see the .cu files for the
 //! thread layouts.
 
+use candle_core::backend::BackendStorage;
 use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
 use candle_core::cuda_backend::WrapErr;
 use candle_core::{CudaStorage, DType, Layout, Result, Shape};
 
-use super::{alloc, arg, arg_mut, cuda_storage, dtype_suffix, function, round_up, ADD_RMS_NORM, ROPE, SILU_AND_MUL, WRITE_KV};
+use super::{
+    alloc, arg, arg_mut, cuda_storage, dtype_suffix, function, round_up, ADD_RMS_NORM, ROPE,
+    SILU_AND_MUL, WRITE_KV,
+};
 use crate::ops::{AddRmsNorm, Rope, SiluAndMul, WriteKv};
 use crate::reference::RopeStyle;
 
 fn cfg(grid: usize, threads: usize) -> LaunchConfig {
-    LaunchConfig { grid_dim: (grid.max(1) as u32, 1, 1), block_dim: (threads as u32, 1, 1), shared_mem_bytes: 0 }
+    LaunchConfig {
+        grid_dim: (grid.max(1) as u32, 1, 1),
+        block_dim: (threads as u32, 1, 1),
+        shared_mem_bytes: 0,
+    }
 }
 
 fn to_i32(v: usize, what: &str) -> Result<i32> {
-    i32::try_from(v).map_err(|_| candle_core::Error::Msg(format!("lathe cuda kernels: {what} = {v} too large")))
+    i32::try_from(v)
+        .map_err(|_| candle_core::Error::Msg(format!("lathe cuda kernels: {what} = {v} too large")))
 }
 
 /// Elements in one 16-byte access of `dtype`.
@@ -23,7 +32,13 @@ fn vec_width(dtype: DType) -> usize {
     16 / dtype.size_in_bytes()
 }
 
-pub(crate) fn write_kv(op: &WriteKv, cache: &mut CudaStorage, cache_l: &Layout, new: &CudaStorage, new_l: &Layout) -> Result<()> {
+pub(crate) fn write_kv(
+    op: &WriteKv,
+    cache: &mut CudaStorage,
+    cache_l: &Layout,
+    new: &CudaStorage,
+    new_l: &Layout,
+) -> Result<()> {
     let dev = cache.device.clone();
     let dtype = cache.dtype();
     if new.dtype() != dtype {
@@ -32,7 +47,11 @@ pub(crate) fn write_kv(op: &WriteKv, cache: &mut CudaStorage, cache_l: &Layout, 
     let (nb, bs, kvh, d) = cache_l.shape().dims4()?;
     let (t, nkvh, nd) = new_l.shape().dims3()?;
     if (nkvh, nd) != (kvh, d) {
-        candle_core::bail!("write_kv: rows {:?} do not fit cache {:?}", new_l.dims(), cache_l.dims());
+        candle_core::bail!(
+            "write_kv: rows {:?} do not fit cache {:?}",
+            new_l.dims(),
+            cache_l.dims()
+        );
     }
     if t == 0 {
         return Ok(());
@@ -43,11 +62,28 @@ pub(crate) fn write_kv(op: &WriteKv, cache: &mut CudaStorage, cache_l: &Layout, 
         candle_core::bail!("write_kv: {} slots for {t} rows", sl.shape().elem_count());
     }
     let stream = dev.cuda_stream();
-    let func = function(&dev, WRITE_KV, &format!("write_kv_{}", dtype_suffix(dtype)?))?;
-    let (ca, na, sa) = (arg_mut(cache, cache_l, &stream)?, arg(new, new_l, &stream)?, arg(slots, sl, &stream)?);
-    let (num_slots, n, row) = ((nb * bs) as i64, to_i32(t, "tokens")?, to_i32(kvh * d, "row width")?);
+    let func = function(
+        &dev,
+        WRITE_KV,
+        &format!("write_kv_{}", dtype_suffix(dtype)?),
+    )?;
+    let (ca, na, sa) = (
+        arg_mut(cache, cache_l, &stream)?,
+        arg(new, new_l, &stream)?,
+        arg(slots, sl, &stream)?,
+    );
+    let (num_slots, n, row) = (
+        (nb * bs) as i64,
+        to_i32(t, "tokens")?,
+        to_i32(kvh * d, "row width")?,
+    );
     let mut b = stream.launch_builder(&func);
-    b.arg(&ca.addr).arg(&na.addr).arg(&sa.addr).arg(&num_slots).arg(&n).arg(&row);
+    b.arg(&ca.addr)
+        .arg(&na.addr)
+        .arg(&sa.addr)
+        .arg(&num_slots)
+        .arg(&n)
+        .arg(&row);
     // One warp per row, 4 rows per block.
     unsafe { b.launch(cfg(t.div_ceil(4).min(65535), 128)) }.w()?;
     Ok(())
@@ -65,8 +101,17 @@ pub(crate) fn add_rms_norm(
     let dev = x.device.clone();
     let dtype = x.dtype();
     let (t, hidden) = x_l.shape().dims2()?;
-    if r_l.dims() != x_l.dims() || w_l.shape().elem_count() != hidden || residual.dtype() != dtype || weight.dtype() != dtype {
-        candle_core::bail!("add_rms_norm: x {:?}, residual {:?}, weight {:?}", x_l.dims(), r_l.dims(), w_l.dims());
+    if r_l.dims() != x_l.dims()
+        || w_l.shape().elem_count() != hidden
+        || residual.dtype() != dtype
+        || weight.dtype() != dtype
+    {
+        candle_core::bail!(
+            "add_rms_norm: x {:?}, residual {:?}, weight {:?}",
+            x_l.dims(),
+            r_l.dims(),
+            w_l.dims()
+        );
     }
     let shape = Shape::from((2, t, hidden));
     let mut out = alloc(&dev, dtype, 2 * t * hidden)?;
@@ -74,15 +119,29 @@ pub(crate) fn add_rms_norm(
         return Ok((out, shape));
     }
     let stream = dev.cuda_stream();
-    let func = function(&dev, ADD_RMS_NORM, &format!("add_rms_norm_{}", dtype_suffix(dtype)?))?;
+    let func = function(
+        &dev,
+        ADD_RMS_NORM,
+        &format!("add_rms_norm_{}", dtype_suffix(dtype)?),
+    )?;
     let out_l = Layout::contiguous(shape.clone());
     let oa = arg_mut(&mut out, &out_l, &stream)?;
-    let (xa, ra, wa) = (arg(x, x_l, &stream)?, arg(residual, r_l, &stream)?, arg(weight, w_l, &stream)?);
+    let (xa, ra, wa) = (
+        arg(x, x_l, &stream)?,
+        arg(residual, r_l, &stream)?,
+        arg(weight, w_l, &stream)?,
+    );
     let (n, hdim) = (to_i32(t, "tokens")?, to_i32(hidden, "hidden")?);
     // One thread per 16-byte vector of the row, within 32..=1024.
     let threads = round_up(hidden.div_ceil(vec_width(dtype)), 32).clamp(32, 1024);
     let mut b = stream.launch_builder(&func);
-    b.arg(&oa.addr).arg(&xa.addr).arg(&ra.addr).arg(&wa.addr).arg(&n).arg(&hdim).arg(&op.eps);
+    b.arg(&oa.addr)
+        .arg(&xa.addr)
+        .arg(&ra.addr)
+        .arg(&wa.addr)
+        .arg(&n)
+        .arg(&hdim)
+        .arg(&op.eps);
     unsafe { b.launch(cfg(t, threads)) }.w()?;
     drop(oa);
     Ok((out, shape))
@@ -101,11 +160,29 @@ pub(crate) fn rope(
     let dtype = x.dtype();
     let (t, heads, head_dim) = x_l.shape().dims3()?;
     let (max_pos, rotary_dim) = cs_l.shape().dims2()?;
-    if head_dim != op.head_dim || rotary_dim != op.rotary_dim || rotary_dim > head_dim || rotary_dim % 2 != 0 {
-        candle_core::bail!("rope: x {:?}, cos_sin {:?}, head_dim {}, rotary_dim {}", x_l.dims(), cs_l.dims(), op.head_dim, op.rotary_dim);
+    if head_dim != op.head_dim
+        || rotary_dim != op.rotary_dim
+        || rotary_dim > head_dim
+        || rotary_dim % 2 != 0
+    {
+        candle_core::bail!(
+            "rope: x {:?}, cos_sin {:?}, head_dim {}, rotary_dim {}",
+            x_l.dims(),
+            cs_l.dims(),
+            op.head_dim,
+            op.rotary_dim
+        );
     }
-    if positions.dtype() != DType::U32 || cos_sin.dtype() != DType::F32 || p_l.shape().elem_count() != t {
-        candle_core::bail!("rope: positions {:?} {:?}, cos_sin {:?}", positions.dtype(), p_l.dims(), cos_sin.dtype());
+    if positions.dtype() != DType::U32
+        || cos_sin.dtype() != DType::F32
+        || p_l.shape().elem_count() != t
+    {
+        candle_core::bail!(
+            "rope: positions {:?} {:?}, cos_sin {:?}",
+            positions.dtype(),
+            p_l.dims(),
+            cos_sin.dtype()
+        );
     }
     if t == 0 || heads == 0 || rotary_dim == 0 {
         return Ok(());
@@ -115,18 +192,44 @@ pub(crate) fn rope(
         RopeStyle::Gptj => "gptj",
     };
     let stream = dev.cuda_stream();
-    let func = function(&dev, ROPE, &format!("rope_{style}_{}", dtype_suffix(dtype)?))?;
-    let (xa, pa, ca) = (arg_mut(x, x_l, &stream)?, arg(positions, p_l, &stream)?, arg(cos_sin, cs_l, &stream)?);
-    let (n, nh, hd) = (to_i32(t, "tokens")?, to_i32(heads, "heads")?, to_i32(head_dim, "head_dim")?);
-    let (rd, mp) = (to_i32(rotary_dim, "rotary_dim")?, to_i32(max_pos, "max_pos")?);
+    let func = function(
+        &dev,
+        ROPE,
+        &format!("rope_{style}_{}", dtype_suffix(dtype)?),
+    )?;
+    let (xa, pa, ca) = (
+        arg_mut(x, x_l, &stream)?,
+        arg(positions, p_l, &stream)?,
+        arg(cos_sin, cs_l, &stream)?,
+    );
+    let (n, nh, hd) = (
+        to_i32(t, "tokens")?,
+        to_i32(heads, "heads")?,
+        to_i32(head_dim, "head_dim")?,
+    );
+    let (rd, mp) = (
+        to_i32(rotary_dim, "rotary_dim")?,
+        to_i32(max_pos, "max_pos")?,
+    );
     let threads = round_up(heads * rotary_dim / 2, 32).min(256);
     let mut b = stream.launch_builder(&func);
-    b.arg(&xa.addr).arg(&pa.addr).arg(&ca.addr).arg(&n).arg(&nh).arg(&hd).arg(&rd).arg(&mp);
+    b.arg(&xa.addr)
+        .arg(&pa.addr)
+        .arg(&ca.addr)
+        .arg(&n)
+        .arg(&nh)
+        .arg(&hd)
+        .arg(&rd)
+        .arg(&mp);
     unsafe { b.launch(cfg(t, threads)) }.w()?;
     Ok(())
 }
 
-pub(crate) fn silu_and_mul(_op: &SiluAndMul, x: &CudaStorage, x_l: &Layout) -> Result<(CudaStorage, Shape)> {
+pub(crate) fn silu_and_mul(
+    _op: &SiluAndMul,
+    x: &CudaStorage,
+    x_l: &Layout,
+) -> Result<(CudaStorage, Shape)> {
     let dev = x.device.clone();
     let dtype = x.dtype();
     let (t, two_i) = x_l.shape().dims2()?;
@@ -140,7 +243,11 @@ pub(crate) fn silu_and_mul(_op: &SiluAndMul, x: &CudaStorage, x_l: &Layout) -> R
         return Ok((out, shape));
     }
     let stream = dev.cuda_stream();
-    let func = function(&dev, SILU_AND_MUL, &format!("silu_and_mul_{}", dtype_suffix(dtype)?))?;
+    let func = function(
+        &dev,
+        SILU_AND_MUL,
+        &format!("silu_and_mul_{}", dtype_suffix(dtype)?),
+    )?;
     let out_l = Layout::contiguous(shape.clone());
     let oa = arg_mut(&mut out, &out_l, &stream)?;
     let xa = arg(x, x_l, &stream)?;

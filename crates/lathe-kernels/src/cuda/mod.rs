@@ -16,7 +16,9 @@ mod elementwise;
 pub(crate) use attention::paged_attention;
 pub(crate) use elementwise::{add_rms_norm, rope, silu_and_mul, write_kv};
 
-use candle_core::cuda_backend::cudarc::driver::{CudaFunction, CudaStream, DevicePtr, DevicePtrMut, SyncOnDrop};
+use candle_core::cuda_backend::cudarc::driver::{
+    CudaFunction, CudaStream, DevicePtr, DevicePtrMut, SyncOnDrop,
+};
 use candle_core::cuda_backend::{CudaStorageSlice, WrapErr};
 use candle_core::{CudaDevice, CudaStorage, DType, Layout, Result, Storage, Tensor};
 
@@ -35,20 +37,43 @@ pub(crate) struct Module {
 /// kernels/paged_attention.cu is compiled once per dtype (`lathe-variants` in its header).
 pub(crate) fn paged_attention_module(dtype: DType) -> Result<Module> {
     Ok(match dtype {
-        DType::F32 => Module { name: "lathe_paged_attention_f32", ptx: ptx::PAGED_ATTENTION_F32_PTX },
-        DType::F16 => Module { name: "lathe_paged_attention_f16", ptx: ptx::PAGED_ATTENTION_F16_PTX },
-        DType::BF16 => Module { name: "lathe_paged_attention_bf16", ptx: ptx::PAGED_ATTENTION_BF16_PTX },
+        DType::F32 => Module {
+            name: "lathe_paged_attention_f32",
+            ptx: ptx::PAGED_ATTENTION_F32_PTX,
+        },
+        DType::F16 => Module {
+            name: "lathe_paged_attention_f16",
+            ptx: ptx::PAGED_ATTENTION_F16_PTX,
+        },
+        DType::BF16 => Module {
+            name: "lathe_paged_attention_bf16",
+            ptx: ptx::PAGED_ATTENTION_BF16_PTX,
+        },
         other => candle_core::bail!("paged_attention: unsupported dtype {other:?}"),
     })
 }
-pub(crate) const WRITE_KV: Module = Module { name: "lathe_write_kv", ptx: ptx::WRITE_KV_PTX };
-pub(crate) const ADD_RMS_NORM: Module = Module { name: "lathe_add_rms_norm", ptx: ptx::ADD_RMS_NORM_PTX };
-pub(crate) const ROPE: Module = Module { name: "lathe_rope", ptx: ptx::ROPE_PTX };
-pub(crate) const SILU_AND_MUL: Module = Module { name: "lathe_silu_and_mul", ptx: ptx::SILU_AND_MUL_PTX };
+pub(crate) const WRITE_KV: Module = Module {
+    name: "lathe_write_kv",
+    ptx: ptx::WRITE_KV_PTX,
+};
+pub(crate) const ADD_RMS_NORM: Module = Module {
+    name: "lathe_add_rms_norm",
+    ptx: ptx::ADD_RMS_NORM_PTX,
+};
+pub(crate) const ROPE: Module = Module {
+    name: "lathe_rope",
+    ptx: ptx::ROPE_PTX,
+};
+pub(crate) const SILU_AND_MUL: Module = Module {
+    name: "lathe_silu_and_mul",
+    ptx: ptx::SILU_AND_MUL_PTX,
+};
 
 /// Loads (once per device and module) and returns a kernel.
 pub(crate) fn function(dev: &CudaDevice, module: Module, name: &str) -> Result<CudaFunction> {
-    Ok(dev.get_or_load_custom_func(name, module.name, module.ptx)?.into_cuda_function())
+    Ok(dev
+        .get_or_load_custom_func(name, module.name, module.ptx)?
+        .into_cuda_function())
 }
 
 /// The kernel-name suffix of a float dtype.
@@ -71,7 +96,10 @@ pub(crate) struct Arg<'a> {
 impl Arg<'_> {
     /// A null pointer (optional inputs).
     pub(crate) fn null() -> Self {
-        Arg { addr: 0, _sync: None }
+        Arg {
+            addr: 0,
+            _sync: None,
+        }
     }
 }
 
@@ -104,7 +132,11 @@ macro_rules! per_slice {
 }
 
 /// Read-only argument: the first element `layout` addresses in `storage`.
-pub(crate) fn arg<'a>(storage: &'a CudaStorage, layout: &Layout, stream: &'a CudaStream) -> Result<Arg<'a>> {
+pub(crate) fn arg<'a>(
+    storage: &'a CudaStorage,
+    layout: &Layout,
+    stream: &'a CudaStream,
+) -> Result<Arg<'a>> {
     contiguous(layout)?;
     let off = layout.start_offset();
     per_slice!(&storage.slice, s, E => {
@@ -114,7 +146,11 @@ pub(crate) fn arg<'a>(storage: &'a CudaStorage, layout: &Layout, stream: &'a Cud
 }
 
 /// Written argument (in-place ops).
-pub(crate) fn arg_mut<'a>(storage: &'a mut CudaStorage, layout: &Layout, stream: &'a CudaStream) -> Result<Arg<'a>> {
+pub(crate) fn arg_mut<'a>(
+    storage: &'a mut CudaStorage,
+    layout: &Layout,
+    stream: &'a CudaStream,
+) -> Result<Arg<'a>> {
     contiguous(layout)?;
     let off = layout.start_offset();
     per_slice!(&mut storage.slice, s, E => {
@@ -148,13 +184,19 @@ pub(crate) fn cuda_storage<'a>(
     what: &str,
 ) -> Result<&'a CudaStorage> {
     let Storage::Cuda(s) = storage else {
-        candle_core::bail!("lathe cuda kernels: {what} is on {:?}, expected the CUDA device", t.device())
+        candle_core::bail!(
+            "lathe cuda kernels: {what} is on {:?}, expected the CUDA device",
+            t.device()
+        )
     };
     if s.device.id() != dev.id() {
         candle_core::bail!("lathe cuda kernels: {what} is on another CUDA device");
     }
     if t.dtype() != dtype {
-        candle_core::bail!("lathe cuda kernels: {what} has dtype {:?}, expected {dtype:?}", t.dtype());
+        candle_core::bail!(
+            "lathe cuda kernels: {what} has dtype {:?}, expected {dtype:?}",
+            t.dtype()
+        );
     }
     contiguous(layout)?;
     Ok(s)

@@ -25,7 +25,11 @@ impl CustomOp1 for SiluAndMul {
     }
 
     #[cfg(feature = "cuda")]
-    fn cuda_fwd(&self, x: &candle_core::CudaStorage, x_l: &Layout) -> Result<(candle_core::CudaStorage, Shape)> {
+    fn cuda_fwd(
+        &self,
+        x: &candle_core::CudaStorage,
+        x_l: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
         crate::cuda::silu_and_mul(self, x, x_l)
     }
 }

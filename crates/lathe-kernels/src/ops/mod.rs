@@ -25,7 +25,10 @@ pub(crate) fn cpu_slice<'a, T: WithDType>(s: &'a CpuStorage, l: &Layout) -> Resu
 }
 
 /// Runs `f` on the CPU elements of a tensor held by an op (metadata, caches).
-pub(crate) fn with_cpu_slice<T: WithDType, R>(t: &Tensor, f: impl FnOnce(&[T]) -> Result<R>) -> Result<R> {
+pub(crate) fn with_cpu_slice<T: WithDType, R>(
+    t: &Tensor,
+    f: impl FnOnce(&[T]) -> Result<R>,
+) -> Result<R> {
     let (storage, layout) = t.storage_and_layout();
     match &*storage {
         Storage::Cpu(s) => f(cpu_slice::<T>(s, layout)?),
@@ -34,7 +37,10 @@ pub(crate) fn with_cpu_slice<T: WithDType, R>(t: &Tensor, f: impl FnOnce(&[T]) -
 }
 
 /// Mutable contiguous elements of a CPU storage addressed by a layout.
-pub(crate) fn cpu_slice_mut<'a, T: MutSlice>(s: &'a mut CpuStorage, l: &Layout) -> Result<&'a mut [T]> {
+pub(crate) fn cpu_slice_mut<'a, T: MutSlice>(
+    s: &'a mut CpuStorage,
+    l: &Layout,
+) -> Result<&'a mut [T]> {
     let (start, end) = l
         .contiguous_offsets()
         .ok_or_else(|| candle_core::Error::Msg("lathe kernel: output must be contiguous".into()))?;
@@ -52,7 +58,10 @@ macro_rules! mut_slice {
             fn slice_mut(s: &mut CpuStorage) -> Result<&mut [Self]> {
                 match s {
                     CpuStorage::$variant(v) => Ok(v.as_mut_slice()),
-                    _ => candle_core::bail!("lathe kernel: dtype mismatch, expected {}", stringify!($t)),
+                    _ => candle_core::bail!(
+                        "lathe kernel: dtype mismatch, expected {}",
+                        stringify!($t)
+                    ),
                 }
             }
         }

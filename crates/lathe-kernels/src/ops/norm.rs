@@ -57,7 +57,12 @@ impl CustomOp3 for AddRmsNorm {
 }
 
 /// Returns `(rms_norm(x + residual) · weight, x + residual)` for `x`, `residual` `[T, H]`.
-pub fn add_rms_norm(x: &Tensor, residual: &Tensor, weight: &Tensor, eps: f32) -> Result<(Tensor, Tensor)> {
+pub fn add_rms_norm(
+    x: &Tensor,
+    residual: &Tensor,
+    weight: &Tensor,
+    eps: f32,
+) -> Result<(Tensor, Tensor)> {
     let out = x.contiguous()?.apply_op3_no_bwd(
         &residual.contiguous()?,
         &weight.contiguous()?,

@@ -71,7 +71,12 @@ impl CustomOp1 for PagedAttention {
         with_cpu_slice::<u32, _>(&self.block_tables, |block_tables| {
             with_cpu_slice::<u32, _>(&self.seq_lens, |seq_lens| {
                 with_cpu_slice::<u32, _>(&self.query_start, |query_start| {
-                    let batch = PagedBatch { block_tables, max_blocks, seq_lens, query_start };
+                    let batch = PagedBatch {
+                        block_tables,
+                        max_blocks,
+                        seq_lens,
+                        query_start,
+                    };
                     dispatch_float!(q.dtype(), T => {
                         let qs = cpu_slice::<T>(q, q_l)?;
                         let mut out = vec![<T as reference::Element>::from_f32(0.0); qs.len()];
@@ -91,7 +96,11 @@ impl CustomOp1 for PagedAttention {
     }
 
     #[cfg(feature = "cuda")]
-    fn cuda_fwd(&self, q: &candle_core::CudaStorage, q_l: &Layout) -> Result<(candle_core::CudaStorage, Shape)> {
+    fn cuda_fwd(
+        &self,
+        q: &candle_core::CudaStorage,
+        q_l: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
         crate::cuda::paged_attention(self, q, q_l)
     }
 }

@@ -68,5 +68,13 @@ pub fn rope(x: &Tensor, positions: &Tensor, cos_sin: &Tensor, style: RopeStyle) 
     if !x.is_contiguous() {
         candle_core::bail!("rope: x must be contiguous to rotate in place");
     }
-    x.inplace_op3(positions, cos_sin, &Rope { style, head_dim, rotary_dim })
+    x.inplace_op3(
+        positions,
+        cos_sin,
+        &Rope {
+            style,
+            head_dim,
+            rotary_dim,
+        },
+    )
 }

@@ -18,7 +18,13 @@ impl InplaceOp2 for WriteKv {
         "lathe-write-kv"
     }
 
-    fn cpu_fwd(&self, cache: &mut CpuStorage, cache_l: &Layout, new: &CpuStorage, new_l: &Layout) -> Result<()> {
+    fn cpu_fwd(
+        &self,
+        cache: &mut CpuStorage,
+        cache_l: &Layout,
+        new: &CpuStorage,
+        new_l: &Layout,
+    ) -> Result<()> {
         let dims = cache_l.dims();
         let row_width = dims[2] * dims[3];
         with_cpu_slice::<i64, _>(&self.slot_mapping, |slots| {
@@ -56,8 +62,14 @@ pub fn write_kv(cache: &Tensor, new: &Tensor, slot_mapping: &Tensor) -> Result<(
         );
     }
     if cache.dtype() != new.dtype() {
-        candle_core::bail!("write_kv: cache is {:?}, rows are {:?}", cache.dtype(), new.dtype());
+        candle_core::bail!(
+            "write_kv: cache is {:?}, rows are {:?}",
+            cache.dtype(),
+            new.dtype()
+        );
     }
-    let op = WriteKv { slot_mapping: slot_mapping.contiguous()? };
+    let op = WriteKv {
+        slot_mapping: slot_mapping.contiguous()?,
+    };
     cache.inplace_op2(&new.contiguous()?, &op)
 }

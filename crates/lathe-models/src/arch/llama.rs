@@ -10,7 +10,9 @@ pub use lathe_kernels::RopeStyle;
 use super::Arch;
 use crate::batch::BatchMetadata;
 use crate::kv_cache::{KvCache, KvCacheSpec};
-use crate::layers::{Embedding, GatedMlp, Linear, PagedAttentionLayer, RmsNorm, RopeScaling, RotaryEmbedding};
+use crate::layers::{
+    Embedding, GatedMlp, Linear, PagedAttentionLayer, RmsNorm, RopeScaling, RotaryEmbedding,
+};
 use crate::loader::Weights;
 use crate::model::{CausalLm, ModelSpec};
 
@@ -42,7 +44,10 @@ impl LlamaConfig {
         let hidden = need("hidden_size")?;
         let heads = need("num_attention_heads")?;
         let rope_scaling = match cfg.get("rope_scaling") {
-            Some(s) if s.get("rope_type").or(s.get("type")).and_then(Value::as_str) == Some("llama3") => {
+            Some(s)
+                if s.get("rope_type").or(s.get("type")).and_then(Value::as_str)
+                    == Some("llama3") =>
+            {
                 let f = |k: &str, d: f64| s.get(k).and_then(Value::as_f64).unwrap_or(d) as f32;
                 RopeScaling::Llama3 {
                     factor: f("factor", 8.0),
@@ -51,15 +56,24 @@ impl LlamaConfig {
                     original_max_position_embeddings: s
                         .get("original_max_position_embeddings")
                         .and_then(Value::as_u64)
-                        .unwrap_or(8192) as usize,
+                        .unwrap_or(8192)
+                        as usize,
                 }
             }
-            Some(s) if s.get("rope_type").or(s.get("type")).and_then(Value::as_str) == Some("linear") => {
-                RopeScaling::Linear { factor: s.get("factor").and_then(Value::as_f64).unwrap_or(1.0) as f32 }
+            Some(s)
+                if s.get("rope_type").or(s.get("type")).and_then(Value::as_str)
+                    == Some("linear") =>
+            {
+                RopeScaling::Linear {
+                    factor: s.get("factor").and_then(Value::as_f64).unwrap_or(1.0) as f32,
+                }
             }
             _ => RopeScaling::None,
         };
-        let use_sliding = cfg.get("use_sliding_window").and_then(Value::as_bool).unwrap_or(true);
+        let use_sliding = cfg
+            .get("use_sliding_window")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
         Ok(Self {
             vocab_size: need("vocab_size")?,
             hidden_size: hidden,
@@ -68,17 +82,30 @@ impl LlamaConfig {
             num_attention_heads: heads,
             num_key_value_heads: get("num_key_value_heads").unwrap_or(heads),
             head_dim: get("head_dim").unwrap_or(hidden / heads),
-            rms_norm_eps: cfg.get("rms_norm_eps").and_then(Value::as_f64).unwrap_or(1e-6) as f32,
-            rope_theta: cfg.get("rope_theta").and_then(Value::as_f64).unwrap_or(10_000.0) as f32,
+            rms_norm_eps: cfg
+                .get("rms_norm_eps")
+                .and_then(Value::as_f64)
+                .unwrap_or(1e-6) as f32,
+            rope_theta: cfg
+                .get("rope_theta")
+                .and_then(Value::as_f64)
+                .unwrap_or(10_000.0) as f32,
             rope_scaling,
             max_position_embeddings: get("max_position_embeddings").unwrap_or(4096),
-            tie_word_embeddings: cfg.get("tie_word_embeddings").and_then(Value::as_bool).unwrap_or(false),
+            tie_word_embeddings: cfg
+                .get("tie_word_embeddings")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
             attention_bias: cfg
                 .get("attention_bias")
                 .and_then(Value::as_bool)
                 .unwrap_or(arch == Arch::Qwen2),
             rope_style: RopeStyle::Neox,
-            sliding_window: if use_sliding && arch == Arch::Llama { get("sliding_window") } else { None },
+            sliding_window: if use_sliding && arch == Arch::Llama {
+                get("sliding_window")
+            } else {
+                None
+            },
         })
     }
 
@@ -92,7 +119,11 @@ impl LlamaConfig {
             .unwrap_or_else(|| "llama".into());
         let key = |k: &str| format!("{arch_name}.{k}");
         let u = |k: &str| -> anyhow::Result<usize> {
-            Ok(ct.metadata.get(&key(k)).ok_or_else(|| anyhow::anyhow!("GGUF lacks {}", key(k)))?.to_u32()? as usize)
+            Ok(ct
+                .metadata
+                .get(&key(k))
+                .ok_or_else(|| anyhow::anyhow!("GGUF lacks {}", key(k)))?
+                .to_u32()? as usize)
         };
         let f = |k: &str| ct.metadata.get(&key(k)).and_then(|v| v.to_f32().ok());
         let hidden = u("embedding_length")?;
@@ -103,9 +134,14 @@ impl LlamaConfig {
         };
         let (rope_style, attention_bias) = match arch_name.as_str() {
             // llama.cpp's converter permutes llama q/k rows for interleaved (GPT-J) rotation.
-            "llama" => (RopeStyle::Gptj, ct.tensor_infos.contains_key("blk.0.attn_q.bias")),
+            "llama" => (
+                RopeStyle::Gptj,
+                ct.tensor_infos.contains_key("blk.0.attn_q.bias"),
+            ),
             "qwen2" => (RopeStyle::Neox, true),
-            other => anyhow::bail!("GGUF architecture `{other}` is not implemented (llama, qwen2 are)"),
+            other => {
+                anyhow::bail!("GGUF architecture `{other}` is not implemented (llama, qwen2 are)")
+            }
         };
         Ok(Self {
             vocab_size: vocab,
@@ -149,12 +185,21 @@ pub struct Llama {
 }
 
 impl Llama {
-    pub fn load(cfg: LlamaConfig, arch: Arch, w: &Weights, device: &Device) -> anyhow::Result<Self> {
+    pub fn load(
+        cfg: LlamaConfig,
+        arch: Arch,
+        w: &Weights,
+        device: &Device,
+    ) -> anyhow::Result<Self> {
         let eps = cfg.rms_norm_eps;
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for i in 0..cfg.num_hidden_layers {
             let p = format!("model.layers.{i}");
-            let mut attn = PagedAttentionLayer::new(cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim);
+            let mut attn = PagedAttentionLayer::new(
+                cfg.num_attention_heads,
+                cfg.num_key_value_heads,
+                cfg.head_dim,
+            );
             attn.options.sliding_window = cfg.sliding_window;
             layers.push(DecoderLayer {
                 input_norm: RmsNorm::new(w.tensor(&format!("{p}.input_layernorm.weight"))?, eps),
@@ -163,7 +208,10 @@ impl Llama {
                 v: w.linear(&format!("{p}.self_attn.v_proj"), cfg.attention_bias)?,
                 o: w.linear(&format!("{p}.self_attn.o_proj"), false)?,
                 attn,
-                post_norm: RmsNorm::new(w.tensor(&format!("{p}.post_attention_layernorm.weight"))?, eps),
+                post_norm: RmsNorm::new(
+                    w.tensor(&format!("{p}.post_attention_layernorm.weight"))?,
+                    eps,
+                ),
                 mlp: GatedMlp {
                     gate: w.linear(&format!("{p}.mlp.gate_proj"), false)?,
                     up: w.linear(&format!("{p}.mlp.up_proj"), false)?,
@@ -175,7 +223,9 @@ impl Llama {
         let lm_head = if cfg.tie_word_embeddings || !w.contains("lm_head.weight") {
             match w {
                 Weights::Gguf(_) => w.linear("model.embed_tokens", false)?,
-                Weights::Safetensors { .. } => Linear::new(QMatMul::Tensor(embed.table().clone()), None),
+                Weights::Safetensors { .. } => {
+                    Linear::new(QMatMul::Tensor(embed.table().clone()), None)
+                }
             }
         } else {
             w.linear("lm_head", false)?
@@ -203,16 +253,34 @@ impl Llama {
             device: device.clone(),
             weight_bytes: w.total_bytes(),
         };
-        Ok(Self { embed, layers, norm: RmsNorm::new(w.tensor("model.norm.weight")?, eps), lm_head, rotary, cfg, spec })
+        Ok(Self {
+            embed,
+            layers,
+            norm: RmsNorm::new(w.tensor("model.norm.weight")?, eps),
+            lm_head,
+            rotary,
+            cfg,
+            spec,
+        })
     }
 
     pub fn config(&self) -> &LlamaConfig {
         &self.cfg
     }
 
-    fn attention(&self, layer: &DecoderLayer, x: &Tensor, batch: &BatchMetadata, kv: &crate::kv_cache::LayerKvCache) -> Result<Tensor> {
+    fn attention(
+        &self,
+        layer: &DecoderLayer,
+        x: &Tensor,
+        batch: &BatchMetadata,
+        kv: &crate::kv_cache::LayerKvCache,
+    ) -> Result<Tensor> {
         let t = x.dim(0)?;
-        let (h, kvh, d) = (self.cfg.num_attention_heads, self.cfg.num_key_value_heads, self.cfg.head_dim);
+        let (h, kvh, d) = (
+            self.cfg.num_attention_heads,
+            self.cfg.num_key_value_heads,
+            self.cfg.head_dim,
+        );
         let q = layer.q.forward(x)?.reshape((t, h, d))?.contiguous()?;
         let k = layer.k.forward(x)?.reshape((t, kvh, d))?.contiguous()?;
         let v = layer.v.forward(x)?.reshape((t, kvh, d))?;

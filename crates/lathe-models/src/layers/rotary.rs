@@ -17,7 +17,9 @@ pub enum RopeScaling {
         original_max_position_embeddings: usize,
     },
     /// Positions divided by `factor`.
-    Linear { factor: f32 },
+    Linear {
+        factor: f32,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -73,7 +75,8 @@ fn inverse_frequencies(rotary_dim: usize, theta: f32, scaling: RopeScaling) -> V
                     } else if wavelen > low_wavelen {
                         f / factor
                     } else {
-                        let smooth = (old / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
+                        let smooth = (old / wavelen - low_freq_factor)
+                            / (high_freq_factor - low_freq_factor);
                         (1.0 - smooth) * f / factor + smooth * f
                     }
                 })

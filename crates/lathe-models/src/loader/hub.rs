@@ -42,5 +42,10 @@ pub fn fetch_repo(repo_id: &str, revision: &str) -> Result<HubFiles> {
         }
         Err(_) => vec![get("model.safetensors")?],
     };
-    Ok(HubFiles { config, tokenizer, tokenizer_config, safetensors })
+    Ok(HubFiles {
+        config,
+        tokenizer,
+        tokenizer_config,
+        safetensors,
+    })
 }

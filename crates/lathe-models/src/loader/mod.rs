@@ -20,13 +20,20 @@ pub fn load_model(files: &ModelFiles, device: &Device, dtype: DType) -> Result<B
         ModelFiles::Gguf(path) => {
             let w = GgufWeights::open(path, device)?;
             let cfg = LlamaConfig::from_gguf(&w.content)?;
-            let arch = if cfg.rope_style == crate::arch::RopeStyle::Neox { Arch::Qwen2 } else { Arch::Llama };
+            let arch = if cfg.rope_style == crate::arch::RopeStyle::Neox {
+                Arch::Qwen2
+            } else {
+                Arch::Llama
+            };
             let w = Weights::Gguf(w);
             Ok(Box::new(Llama::load(cfg, arch, &w, device)?))
         }
-        ModelFiles::Safetensors { config, weights, .. } => {
-            let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(config)?)
-                .with_context(|| format!("parsing {}", config.display()))?;
+        ModelFiles::Safetensors {
+            config, weights, ..
+        } => {
+            let json: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(config)?)
+                    .with_context(|| format!("parsing {}", config.display()))?;
             let arch_name = json["architectures"][0]
                 .as_str()
                 .or(json["model_type"].as_str())

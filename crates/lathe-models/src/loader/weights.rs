@@ -15,7 +15,10 @@ use crate::layers::Linear;
 
 pub enum Weights {
     Gguf(GgufWeights),
-    Safetensors { vb: VarBuilder<'static>, dtype: DType },
+    Safetensors {
+        vb: VarBuilder<'static>,
+        dtype: DType,
+    },
 }
 
 pub struct GgufWeights {
@@ -28,10 +31,16 @@ pub struct GgufWeights {
 
 impl GgufWeights {
     pub fn open(path: &Path, device: &Device) -> anyhow::Result<Self> {
-        let mut file = File::open(path).map_err(|e| anyhow::anyhow!("opening {}: {e}", path.display()))?;
+        let mut file =
+            File::open(path).map_err(|e| anyhow::anyhow!("opening {}: {e}", path.display()))?;
         let content = gguf_file::Content::read(&mut file)
             .map_err(|e| anyhow::anyhow!("{} is not a readable GGUF file: {e}", path.display()))?;
-        Ok(Self { content, file: Mutex::new(file), device: device.clone(), cache: Mutex::default() })
+        Ok(Self {
+            content,
+            file: Mutex::new(file),
+            device: device.clone(),
+            cache: Mutex::default(),
+        })
     }
 
     fn qtensor(&self, gguf_name: &str) -> Result<Arc<QTensor>> {
@@ -40,13 +49,20 @@ impl GgufWeights {
         }
         let mut file = self.file.lock().unwrap();
         let t = Arc::new(self.content.tensor(&mut *file, gguf_name, &self.device)?);
-        self.cache.lock().unwrap().insert(gguf_name.to_string(), t.clone());
+        self.cache
+            .lock()
+            .unwrap()
+            .insert(gguf_name.to_string(), t.clone());
         Ok(t)
     }
 }
 
 impl Weights {
-    pub fn safetensors(files: &[std::path::PathBuf], dtype: DType, device: &Device) -> anyhow::Result<Self> {
+    pub fn safetensors(
+        files: &[std::path::PathBuf],
+        dtype: DType,
+        device: &Device,
+    ) -> anyhow::Result<Self> {
         // SAFETY: the files are memory-mapped read-only; lathe never writes them while loaded.
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(files, dtype, device)? };
         Ok(Weights::Safetensors { vb, dtype })
@@ -84,10 +100,18 @@ impl Weights {
     /// `prefix.weight` (+ `prefix.bias` when `bias`) as a linear layer.
     pub fn linear(&self, prefix: &str, bias: bool) -> Result<Linear> {
         let weight = match self {
-            Weights::Gguf(g) => QMatMul::from_arc(g.qtensor(&gguf_name(&format!("{prefix}.weight")))?)?,
-            Weights::Safetensors { .. } => QMatMul::Tensor(self.tensor(&format!("{prefix}.weight"))?),
+            Weights::Gguf(g) => {
+                QMatMul::from_arc(g.qtensor(&gguf_name(&format!("{prefix}.weight")))?)?
+            }
+            Weights::Safetensors { .. } => {
+                QMatMul::Tensor(self.tensor(&format!("{prefix}.weight"))?)
+            }
         };
-        let bias = if bias { Some(self.tensor(&format!("{prefix}.bias"))?) } else { None };
+        let bias = if bias {
+            Some(self.tensor(&format!("{prefix}.bias"))?)
+        } else {
+            None
+        };
         Ok(Linear::new(weight, bias))
     }
 
@@ -98,7 +122,9 @@ impl Weights {
                 .content
                 .tensor_infos
                 .values()
-                .map(|i| i.shape.elem_count() / i.ggml_dtype.block_size() * i.ggml_dtype.type_size())
+                .map(|i| {
+                    i.shape.elem_count() / i.ggml_dtype.block_size() * i.ggml_dtype.type_size()
+                })
                 .sum(),
             Weights::Safetensors { .. } => 0,
         }
@@ -146,9 +172,18 @@ mod tests {
     #[test]
     fn hf_names_map_to_llama_cpp_names() {
         assert_eq!(gguf_name("model.embed_tokens.weight"), "token_embd.weight");
-        assert_eq!(gguf_name("model.layers.12.self_attn.o_proj.weight"), "blk.12.attn_output.weight");
-        assert_eq!(gguf_name("model.layers.0.self_attn.q_proj.bias"), "blk.0.attn_q.bias");
-        assert_eq!(gguf_name("model.layers.3.mlp.down_proj.weight"), "blk.3.ffn_down.weight");
+        assert_eq!(
+            gguf_name("model.layers.12.self_attn.o_proj.weight"),
+            "blk.12.attn_output.weight"
+        );
+        assert_eq!(
+            gguf_name("model.layers.0.self_attn.q_proj.bias"),
+            "blk.0.attn_q.bias"
+        );
+        assert_eq!(
+            gguf_name("model.layers.3.mlp.down_proj.weight"),
+            "blk.3.ffn_down.weight"
+        );
         assert_eq!(gguf_name("lm_head.weight"), "output.weight");
     }
 }

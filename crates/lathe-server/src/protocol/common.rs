@@ -82,8 +82,13 @@ impl Usage {
         self.prompt_tokens += other.prompt_tokens;
         self.completion_tokens += other.completion_tokens;
         self.total_tokens += other.total_tokens;
-        let cached = other.prompt_tokens_details.as_ref().map_or(0, |d| d.cached_tokens);
-        self.prompt_tokens_details.get_or_insert_with(Default::default).cached_tokens += cached;
+        let cached = other
+            .prompt_tokens_details
+            .as_ref()
+            .map_or(0, |d| d.cached_tokens);
+        self.prompt_tokens_details
+            .get_or_insert_with(Default::default)
+            .cached_tokens += cached;
     }
 }
 
@@ -99,6 +104,8 @@ pub fn random_id(prefix: &str, len: usize) -> String {
     use rand::Rng;
     const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     let mut rng = rand::rng();
-    let tail: String = (0..len).map(|_| CHARS[rng.random_range(0..CHARS.len())] as char).collect();
+    let tail: String = (0..len)
+        .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
+        .collect();
     format!("{prefix}{tail}")
 }

@@ -50,14 +50,22 @@ pub async fn chat_completions(
         id: random_id("chatcmpl-", 24),
         model: valid.model.clone(),
         created: unix_now(),
-        markers: valid.tool_format.map(|f| special_markers(&info.tokenizer, f.markers())).unwrap_or_default(),
+        markers: valid
+            .tool_format
+            .map(|f| special_markers(&info.tokenizer, f.markers()))
+            .unwrap_or_default(),
         tokenizer: info.tokenizer.clone(),
         tool_format: valid.tool_format,
         logprobs: valid.sampling.params.logprobs.is_some(),
     };
     let gen = Generation::start(&state, &ctx.id, arrived, jobs)?;
     if valid.sampling.stream {
-        return Ok(sse_response(ChatStream::new(ctx, gen, valid.sampling.n, valid.sampling.include_usage)));
+        return Ok(sse_response(ChatStream::new(
+            ctx,
+            gen,
+            valid.sampling.n,
+            valid.sampling.include_usage,
+        )));
     }
     let body = collect(ctx, gen, valid.sampling.n).await?;
     let mut resp = Json(body).into_response();
@@ -74,7 +82,11 @@ pub(crate) struct ChoiceState {
 
 impl ChoiceState {
     pub fn new(ctx: &ChatContext) -> Self {
-        Self { parser: ctx.tool_format.map(|f| f.parser()), calls: 0, finished: None }
+        Self {
+            parser: ctx.tool_format.map(|f| f.parser()),
+            calls: 0,
+            finished: None,
+        }
     }
 
     pub fn on_token(&mut self, ctx: &ChatContext, t: &TokenDelta) -> Vec<ParseEvent> {
@@ -92,7 +104,10 @@ impl ChoiceState {
         let mut ev = self.feed(&f.text);
         if let Some(p) = &mut self.parser {
             let tail = p.finish();
-            self.calls += tail.iter().filter(|e| matches!(e, ParseEvent::CallStart { .. })).count();
+            self.calls += tail
+                .iter()
+                .filter(|e| matches!(e, ParseEvent::CallStart { .. }))
+                .count();
             ev.extend(tail);
         }
         self.finished = Some(f);
@@ -103,7 +118,10 @@ impl ChoiceState {
         match &mut self.parser {
             Some(p) => {
                 let ev = p.push(text);
-                self.calls += ev.iter().filter(|e| matches!(e, ParseEvent::CallStart { .. })).count();
+                self.calls += ev
+                    .iter()
+                    .filter(|e| matches!(e, ParseEvent::CallStart { .. }))
+                    .count();
                 ev
             }
             None if text.is_empty() => Vec::new(),
@@ -125,12 +143,18 @@ impl ChoiceState {
 pub(crate) fn finish_error(f: &Finished) -> Option<ApiError> {
     match &f.reason {
         FinishReason::Error(e) => Some(ApiError::internal(format!("generation failed: {e}"))),
-        FinishReason::Abort => Some(ApiError::unavailable("the request was aborted (the server is shutting down)")),
+        FinishReason::Abort => Some(ApiError::unavailable(
+            "the request was aborted (the server is shutting down)",
+        )),
         _ => None,
     }
 }
 
-async fn collect(ctx: ChatContext, mut gen: Generation, n: usize) -> Result<ChatCompletionResponse, ApiError> {
+async fn collect(
+    ctx: ChatContext,
+    mut gen: Generation,
+    n: usize,
+) -> Result<ChatCompletionResponse, ApiError> {
     let mut states: Vec<ChoiceState> = (0..n).map(|_| ChoiceState::new(&ctx)).collect();
     let mut events: Vec<Vec<ParseEvent>> = vec![Vec::new(); n];
     let mut logprobs: Vec<ChatLogprobs> = vec![ChatLogprobs::default(); n];
@@ -139,7 +163,9 @@ async fn collect(ctx: ChatContext, mut gen: Generation, n: usize) -> Result<Chat
             StreamEvent::Token(t) => {
                 events[i].extend(states[i].on_token(&ctx, &t));
                 if let (true, Some(lp)) = (ctx.logprobs, &t.logprobs) {
-                    logprobs[i].content.push(chat_logprob(&ctx.tokenizer, t.token, lp));
+                    logprobs[i]
+                        .content
+                        .push(chat_logprob(&ctx.tokenizer, t.token, lp));
                 }
             }
             StreamEvent::Finished(f) => {
@@ -152,8 +178,15 @@ async fn collect(ctx: ChatContext, mut gen: Generation, n: usize) -> Result<Chat
     }
     let mut usage = Usage::default();
     let mut choices = Vec::with_capacity(n);
-    for (i, (st, (ev, lp))) in states.iter().zip(events.into_iter().zip(logprobs)).enumerate() {
-        let f = st.finished.as_ref().ok_or_else(|| ApiError::internal("a choice ended without finishing"))?;
+    for (i, (st, (ev, lp))) in states
+        .iter()
+        .zip(events.into_iter().zip(logprobs))
+        .enumerate()
+    {
+        let f = st
+            .finished
+            .as_ref()
+            .ok_or_else(|| ApiError::internal("a choice ended without finishing"))?;
         if i == 0 {
             usage = Usage::new(f.prompt_tokens, 0, f.cached_tokens);
         }
@@ -161,7 +194,11 @@ async fn collect(ctx: ChatContext, mut gen: Generation, n: usize) -> Result<Chat
         let (content, tool_calls) = assemble(ev);
         choices.push(ChatChoice {
             index: i,
-            message: ResponseMessage { role: "assistant", content, tool_calls },
+            message: ResponseMessage {
+                role: "assistant",
+                content,
+                tool_calls,
+            },
             logprobs: ctx.logprobs.then_some(lp),
             finish_reason: st.finish_reason(),
         });

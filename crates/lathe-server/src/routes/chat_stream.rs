@@ -26,7 +26,15 @@ pub(crate) struct ChatStream {
 impl ChatStream {
     pub fn new(ctx: ChatContext, gen: Generation, n: usize, include_usage: bool) -> Self {
         let states = (0..n).map(|_| ChoiceState::new(&ctx)).collect();
-        Self { ctx, gen, states, include_usage, usage: Usage::default(), opened: false, done: false }
+        Self {
+            ctx,
+            gen,
+            states,
+            include_usage,
+            usage: Usage::default(),
+            opened: false,
+            done: false,
+        }
     }
 
     fn chunk(&self, choices: Vec<ChunkChoice>, usage: Option<Usage>) -> String {
@@ -42,25 +50,43 @@ impl ChatStream {
     }
 
     fn choice(index: usize, delta: ChunkDelta) -> ChunkChoice {
-        ChunkChoice { index, delta, logprobs: None, finish_reason: None }
+        ChunkChoice {
+            index,
+            delta,
+            logprobs: None,
+            finish_reason: None,
+        }
     }
 
     /// Chunks for parser events of choice `i` (adjacent content merged; one chunk per call
     /// event, as OpenAI sends them). `logprobs` rides on the first chunk.
-    fn event_chunks(&self, i: usize, events: Vec<ParseEvent>, mut logprobs: Option<ChatLogprobs>) -> Vec<String> {
+    fn event_chunks(
+        &self,
+        i: usize,
+        events: Vec<ParseEvent>,
+        mut logprobs: Option<ChatLogprobs>,
+    ) -> Vec<String> {
         let mut deltas: Vec<ChunkDelta> = Vec::new();
         for ev in events {
             match ev {
                 ParseEvent::Content(s) => match deltas.last_mut() {
-                    Some(ChunkDelta { content: Some(c), .. }) => c.push_str(&s),
-                    _ => deltas.push(ChunkDelta { content: Some(s), ..Default::default() }),
+                    Some(ChunkDelta {
+                        content: Some(c), ..
+                    }) => c.push_str(&s),
+                    _ => deltas.push(ChunkDelta {
+                        content: Some(s),
+                        ..Default::default()
+                    }),
                 },
                 ParseEvent::CallStart { index, id, name } => deltas.push(ChunkDelta {
                     tool_calls: vec![ToolCallDelta {
                         index,
                         id: Some(id),
                         kind: Some("function"),
-                        function: FunctionDelta { name: Some(name), arguments: String::new() },
+                        function: FunctionDelta {
+                            name: Some(name),
+                            arguments: String::new(),
+                        },
                     }],
                     ..Default::default()
                 }),
@@ -69,14 +95,20 @@ impl ChatStream {
                         index,
                         id: None,
                         kind: None,
-                        function: FunctionDelta { name: None, arguments: fragment },
+                        function: FunctionDelta {
+                            name: None,
+                            arguments: fragment,
+                        },
                     }],
                     ..Default::default()
                 }),
             }
         }
         if deltas.is_empty() && logprobs.is_some() {
-            deltas.push(ChunkDelta { content: Some(String::new()), ..Default::default() });
+            deltas.push(ChunkDelta {
+                content: Some(String::new()),
+                ..Default::default()
+            });
         }
         deltas
             .into_iter()
@@ -93,7 +125,9 @@ impl ChatStream {
             StreamEvent::Token(t) => {
                 let events = self.states[i].on_token(&self.ctx, &t);
                 let lp = match (self.ctx.logprobs, &t.logprobs) {
-                    (true, Some(lp)) => Some(ChatLogprobs { content: vec![chat_logprob(&self.ctx.tokenizer, t.token, lp)] }),
+                    (true, Some(lp)) => Some(ChatLogprobs {
+                        content: vec![chat_logprob(&self.ctx.tokenizer, t.token, lp)],
+                    }),
                     _ => None,
                 };
                 self.event_chunks(i, events, lp)
@@ -127,7 +161,11 @@ impl SseSource for ChatStream {
             self.opened = true;
             let opening = (0..self.states.len())
                 .map(|i| {
-                    let delta = ChunkDelta { role: Some("assistant"), content: Some(String::new()), ..Default::default() };
+                    let delta = ChunkDelta {
+                        role: Some("assistant"),
+                        content: Some(String::new()),
+                        ..Default::default()
+                    };
                     self.chunk(vec![Self::choice(i, delta)], None)
                 })
                 .collect();

@@ -35,12 +35,17 @@ impl FromRequest<AppState> for JsonBody {
 /// Syntax check: UTF-8, then JSON.
 pub fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
     if let Err(e) = std::str::from_utf8(bytes) {
-        return Err(ApiError::bad_request(format!("the request body is not valid UTF-8: {e}")));
+        return Err(ApiError::bad_request(format!(
+            "the request body is not valid UTF-8: {e}"
+        )));
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request("the request body is empty; expected a JSON object"));
+        return Err(ApiError::bad_request(
+            "the request body is empty; expected a JSON object",
+        ));
     }
-    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("malformed JSON in the request body: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("malformed JSON in the request body: {e}")))
 }
 
 /// Types a parsed body; a missing or wrongly typed field is a 400 whose `param` names it.
@@ -49,7 +54,11 @@ pub fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T, ApiError> {
         let path = err.path().to_string();
         let inner = err.into_inner();
         let param = (path != "." && !path.is_empty()).then_some(path.clone());
-        let at = if param.is_some() { format!(" (field `{path}`)") } else { String::new() };
+        let at = if param.is_some() {
+            format!(" (field `{path}`)")
+        } else {
+            String::new()
+        };
         ApiError::invalid(param, format!("invalid request{at}: {inner}"))
     })
 }
@@ -71,7 +80,11 @@ pub fn chat_logprob(tok: &TextTokenizer, token: u32, lp: &TokenLogprobs) -> Chat
             .iter()
             .map(|&(id, logprob)| {
                 let t = token_text(tok, id);
-                TopLogprob { bytes: t.as_bytes().to_vec(), token: t, logprob }
+                TopLogprob {
+                    bytes: t.as_bytes().to_vec(),
+                    token: t,
+                    logprob,
+                }
             })
             .collect(),
     }

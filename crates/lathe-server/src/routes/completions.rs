@@ -74,7 +74,15 @@ pub async fn completions(
     }
     let gen = Generation::start(&state, &ctx.id, arrived, jobs)?;
     if valid.sampling.stream {
-        let stream = CompletionStream { ctx, gen, accs, include_usage: valid.sampling.include_usage, usage: Usage::default(), n, done: false };
+        let stream = CompletionStream {
+            ctx,
+            gen,
+            accs,
+            include_usage: valid.sampling.include_usage,
+            usage: Usage::default(),
+            n,
+            done: false,
+        };
         return Ok(sse_response(stream));
     }
     let body = collect(ctx, gen, accs, n).await?;
@@ -103,7 +111,12 @@ fn echo_logprobs(ctx: &Ctx, prompt: &[u32]) -> CompletionLogprobs {
 
 impl ChoiceAcc {
     /// Appends a token; returns the text and logprobs it adds (echo first, once).
-    fn push(&mut self, ctx: &Ctx, t: Option<&TokenDelta>, tail: &str) -> (String, CompletionLogprobs) {
+    fn push(
+        &mut self,
+        ctx: &Ctx,
+        t: Option<&TokenDelta>,
+        tail: &str,
+    ) -> (String, CompletionLogprobs) {
         let mut text = String::new();
         let mut lp = CompletionLogprobs::default();
         if let Some((echo, echo_lp)) = self.echo.take() {
@@ -112,7 +125,11 @@ impl ChoiceAcc {
         }
         if let Some(t) = t {
             if let (true, Some(l)) = (ctx.logprobs, &t.logprobs) {
-                let top: BTreeMap<String, f32> = l.top.iter().map(|&(id, v)| (token_text(&ctx.tokenizer, id), v)).collect();
+                let top: BTreeMap<String, f32> = l
+                    .top
+                    .iter()
+                    .map(|&(id, v)| (token_text(&ctx.tokenizer, id), v))
+                    .collect();
                 lp.text_offset.push(self.text.len() + text.len());
                 lp.tokens.push(token_text(&ctx.tokenizer, t.token));
                 lp.token_logprobs.push(Some(l.logprob));
@@ -127,7 +144,12 @@ impl ChoiceAcc {
     }
 }
 
-async fn collect(ctx: Ctx, mut gen: Generation, mut accs: Vec<ChoiceAcc>, n: usize) -> Result<CompletionResponse, ApiError> {
+async fn collect(
+    ctx: Ctx,
+    mut gen: Generation,
+    mut accs: Vec<ChoiceAcc>,
+    n: usize,
+) -> Result<CompletionResponse, ApiError> {
     let mut usage = Usage::default();
     while let Some((i, ev)) = gen.next().await {
         match ev {
@@ -185,8 +207,22 @@ struct CompletionStream {
 }
 
 impl CompletionStream {
-    fn chunk(&self, index: usize, text: String, lp: CompletionLogprobs, finish: Option<String>) -> String {
-        self.chunk_of(vec![CompletionChoice { index, text, logprobs: self.ctx.logprobs.then_some(lp), finish_reason: finish }], None)
+    fn chunk(
+        &self,
+        index: usize,
+        text: String,
+        lp: CompletionLogprobs,
+        finish: Option<String>,
+    ) -> String {
+        self.chunk_of(
+            vec![CompletionChoice {
+                index,
+                text,
+                logprobs: self.ctx.logprobs.then_some(lp),
+                finish_reason: finish,
+            }],
+            None,
+        )
     }
 
     fn chunk_of(&self, choices: Vec<CompletionChoice>, usage: Option<Usage>) -> String {
@@ -222,11 +258,17 @@ impl SseSource for CompletionStream {
                 }
                 count_usage(&mut self.usage, i, self.n, &f);
                 let (text, lp) = self.accs[i].push(&self.ctx, None, &f.text);
-                Some(vec![self.chunk(i, text, lp, Some(f.reason.as_openai().to_string()))])
+                Some(vec![self.chunk(
+                    i,
+                    text,
+                    lp,
+                    Some(f.reason.as_openai().to_string()),
+                )])
             }
             None => {
                 self.done = true;
-                self.include_usage.then(|| vec![self.chunk_of(Vec::new(), Some(self.usage.clone()))])
+                self.include_usage
+                    .then(|| vec![self.chunk_of(Vec::new(), Some(self.usage.clone()))])
             }
         }
     }

@@ -14,8 +14,13 @@ pub async fn health(State(state): State<AppState>) -> Response {
     if state.is_ready() {
         return (StatusCode::OK, Json(json!({"status": "ok"}))).into_response();
     }
-    let mut resp =
-        (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "5")], Json(json!({"status": "loading"}))).into_response();
-    resp.extensions_mut().insert(ErrorMessage("the model is loading".into()));
+    let mut resp = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, "5")],
+        Json(json!({"status": "loading"})),
+    )
+        .into_response();
+    resp.extensions_mut()
+        .insert(ErrorMessage("the model is loading".into()));
     resp
 }

@@ -40,7 +40,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models/{id}", get(models::get))
         .route("/tokenize", post(tokenize::tokenize))
         .route("/detokenize", post(tokenize::detokenize))
-        .route_layer(from_fn_with_state(state.clone(), crate::auth::require_api_key));
+        .route_layer(from_fn_with_state(
+            state.clone(),
+            crate::auth::require_api_key,
+        ));
     let open = Router::new()
         .route("/health", get(health::health))
         .route("/metrics", get(metrics::metrics))
@@ -64,7 +67,11 @@ async fn openapi() -> Json<serde_json::Value> {
 }
 
 async fn not_found(req: Request) -> ApiError {
-    ApiError::not_found(format!("no route for {} {}", req.method(), req.uri().path()))
+    ApiError::not_found(format!(
+        "no route for {} {}",
+        req.method(),
+        req.uri().path()
+    ))
 }
 
 fn panic_response(p: Box<dyn std::any::Any + Send + 'static>) -> Response {
@@ -77,24 +84,34 @@ async fn access(State(state): State<AppState>, req: Request, next: Next) -> Resp
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string());
     let mut resp = next.run(req).await;
     let status = resp.status();
-    if (status.is_client_error() || status.is_server_error()) && resp.extensions().get::<ErrorMessage>().is_none() {
+    if (status.is_client_error() || status.is_server_error())
+        && resp.extensions().get::<ErrorMessage>().is_none()
+    {
         resp = framework_error(&state, resp);
     }
-    state.metrics().record_request(route.as_deref().unwrap_or("unmatched"), status.as_u16());
+    state
+        .metrics()
+        .record_request(route.as_deref().unwrap_or("unmatched"), status.as_u16());
     if resp.extensions().get::<LoggedByGeneration>().is_none() {
-        let error = resp.extensions().get::<ErrorMessage>().map(|e| e.0.as_str()).unwrap_or("");
-        tracing::info!(
-            target: "lathe_server::request",
-            %method,
-            %path,
-            status = status.as_u16(),
-            duration_ms = %format!("{:.1}", start.elapsed().as_secs_f64() * 1e3),
-            error,
-            "request"
-        );
+        let error = resp
+            .extensions()
+            .get::<ErrorMessage>()
+            .map(|e| e.0.as_str())
+            .unwrap_or("");
+        let duration_ms = format!("{:.1}", start.elapsed().as_secs_f64() * 1e3);
+        let status = status.as_u16();
+        // Probes (health checks, scrapes) log at debug so they do not drown the request log.
+        if matches!(path.as_str(), "/health" | "/metrics") && status < 400 {
+            tracing::debug!(target: "lathe_server::request", %method, %path, status, %duration_ms, "request");
+        } else {
+            tracing::info!(target: "lathe_server::request", %method, %path, status, %duration_ms, error, "request");
+        }
     }
     resp
 }
@@ -103,9 +120,15 @@ async fn access(State(state): State<AppState>, req: Request, next: Next) -> Resp
 fn framework_error(state: &AppState, resp: Response) -> Response {
     let status = resp.status();
     let err = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::payload_too_large(state.options().max_body_bytes),
-        StatusCode::METHOD_NOT_ALLOWED => ApiError::with_status(status, "method not allowed on this route"),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::with_status(status, "unsupported media type"),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::payload_too_large(state.options().max_body_bytes)
+        }
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ApiError::with_status(status, "method not allowed on this route")
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ApiError::with_status(status, "unsupported media type")
+        }
         s => ApiError::with_status(s, s.canonical_reason().unwrap_or("error").to_string()),
     };
     let allow = resp.headers().get(header::ALLOW).cloned();
@@ -132,13 +155,31 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_handler_is_a_500_with_a_body_and_the_server_goes_on() {
         let state = AppState::loading(ServerOptions::default());
-        let app = layered(Router::new().route("/boom", get(boom)).route("/health", get(health::health)), state, 1024);
-        let resp = app.clone().oneshot(Request::get("/boom").body(Body::empty()).unwrap()).await.unwrap();
+        let app = layered(
+            Router::new()
+                .route("/boom", get(boom))
+                .route("/health", get(health::health)),
+            state,
+            1024,
+        );
+        let resp = app
+            .clone()
+            .oneshot(Request::get("/boom").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
         assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        let body = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert!(v["error"]["message"].as_str().unwrap().contains("kaboom"), "{v}");
-        let resp = app.oneshot(Request::get("/health").body(Body::empty()).unwrap()).await.unwrap();
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains("kaboom"),
+            "{v}"
+        );
+        let resp = app
+            .oneshot(Request::get("/health").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
         assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 }

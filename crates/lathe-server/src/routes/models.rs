@@ -27,10 +27,16 @@ fn cards(state: &AppState) -> Result<Vec<ModelCard>, ApiError> {
 }
 
 pub async fn list(State(state): State<AppState>) -> Result<Json<ModelList>, ApiError> {
-    Ok(Json(ModelList { object: "list", data: cards(&state)? }))
+    Ok(Json(ModelList {
+        object: "list",
+        data: cards(&state)?,
+    }))
 }
 
-pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<ModelCard>, ApiError> {
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ModelCard>, ApiError> {
     let resolved = state.resolve_model(Some(&id))?;
     let mut card = cards(&state)?.remove(0);
     card.id = resolved;

@@ -27,11 +27,31 @@ impl ToolFormat for Hermes {
         &[OPEN, CLOSE]
     }
 
-    fn required_grammar(&self, tools: &[FunctionDef], parallel: bool, literal: &dyn Fn(&str) -> String) -> String {
-        let open = format!("{} {}", literal(OPEN), super::super::constrained::lark_string("\n"));
-        let close = format!("{} {}", super::super::constrained::lark_string("\n"), literal(CLOSE));
-        let start = if parallel { "start: call (\"\\n\" call)*\n" } else { "start: call\n" };
-        format!("{start}{}", super::call_rules(tools, "arguments", &open, &close))
+    fn required_grammar(
+        &self,
+        tools: &[FunctionDef],
+        parallel: bool,
+        literal: &dyn Fn(&str) -> String,
+    ) -> String {
+        let open = format!(
+            "{} {}",
+            literal(OPEN),
+            super::super::constrained::lark_string("\n")
+        );
+        let close = format!(
+            "{} {}",
+            super::super::constrained::lark_string("\n"),
+            literal(CLOSE)
+        );
+        let start = if parallel {
+            "start: call (\"\\n\" call)*\n"
+        } else {
+            "start: call\n"
+        };
+        format!(
+            "{start}{}",
+            super::call_rules(tools, "arguments", &open, &close)
+        )
     }
 
     fn render_calls(&self, calls: &[(String, Value)]) -> String {
@@ -141,7 +161,8 @@ impl ToolParser for HermesParser {
                     self.gate.note_starts(&ev);
                     out.extend(ev);
                 } else {
-                    self.gate.push(&format!("{OPEN}{}{rest}", scanner.raw()), &mut out);
+                    self.gate
+                        .push(&format!("{OPEN}{}{rest}", scanner.raw()), &mut out);
                 }
             }
             Mode::AfterCall if CLOSE.starts_with(rest.trim()) => {}

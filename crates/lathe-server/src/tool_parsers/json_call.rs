@@ -122,7 +122,11 @@ impl CallScanner {
 
     /// The text ended: closes a started call (arguments `{}` if none came).
     pub fn finish(&mut self) -> Vec<ParseEvent> {
-        if self.st == St::InValue && self.is_arg_key() && self.v_depth == 0 && !self.value.is_empty() {
+        if self.st == St::InValue
+            && self.is_arg_key()
+            && self.v_depth == 0
+            && !self.value.is_empty()
+        {
             self.complete_value();
         }
         if self.args.is_none() {
@@ -160,7 +164,8 @@ impl CallScanner {
                     self.key_esc = true;
                     self.key.push(c);
                 } else if c == '"' {
-                    self.cur_key = serde_json::from_str(&format!("\"{}\"", self.key)).unwrap_or_default();
+                    self.cur_key =
+                        serde_json::from_str(&format!("\"{}\"", self.key)).unwrap_or_default();
                     self.st = St::ExpectColon;
                 } else {
                     self.key.push(c);
@@ -236,16 +241,26 @@ impl CallScanner {
             self.args = Some(self.value.clone());
             self.args_done = true;
         }
-        self.st = if self.bare_args { St::Done } else { St::AfterValue };
+        self.st = if self.bare_args {
+            St::Done
+        } else {
+            St::AfterValue
+        };
     }
 
     /// Events for what became known since the last call.
     fn emit(&mut self) -> Vec<ParseEvent> {
         let mut ev = Vec::new();
         if !self.started {
-            let Some(name) = self.name.clone() else { return ev };
+            let Some(name) = self.name.clone() else {
+                return ev;
+            };
             self.started = true;
-            ev.push(ParseEvent::CallStart { index: self.index, id: random_id("call_", 24), name });
+            ev.push(ParseEvent::CallStart {
+                index: self.index,
+                id: random_id("call_", 24),
+                name,
+            });
         }
         if self.st == St::Done && self.args.is_none() {
             self.args = Some("{}".into());
@@ -258,12 +273,18 @@ impl CallScanner {
             if self.args_done && self.args_sent == 0 {
                 let decoded = serde_json::from_str::<String>(args).unwrap_or_default();
                 self.args_sent = args.len();
-                ev.push(ParseEvent::CallArgs { index: self.index, fragment: decoded });
+                ev.push(ParseEvent::CallArgs {
+                    index: self.index,
+                    fragment: decoded,
+                });
             }
         } else if args.len() > self.args_sent {
             let fragment = args[self.args_sent..].to_string();
             self.args_sent = args.len();
-            ev.push(ParseEvent::CallArgs { index: self.index, fragment });
+            ev.push(ParseEvent::CallArgs {
+                index: self.index,
+                fragment,
+            });
         }
         ev
     }

@@ -26,8 +26,17 @@ impl ToolFormat for Llama3Json {
         &[PYTHON_TAG]
     }
 
-    fn required_grammar(&self, tools: &[FunctionDef], parallel: bool, _literal: &dyn Fn(&str) -> String) -> String {
-        let start = if parallel { "start: call (\"; \" call)*\n" } else { "start: call\n" };
+    fn required_grammar(
+        &self,
+        tools: &[FunctionDef],
+        parallel: bool,
+        _literal: &dyn Fn(&str) -> String,
+    ) -> String {
+        let start = if parallel {
+            "start: call (\"; \" call)*\n"
+        } else {
+            "start: call\n"
+        };
         format!("{start}{}", super::call_rules(tools, "parameters", "", ""))
     }
 
@@ -89,13 +98,17 @@ impl Llama3Parser {
                 }
                 Mode::Calls(slot) => {
                     let Some(scanner) = slot else {
-                        let t = self.buf.trim_start_matches(|c: char| c.is_whitespace() || c == ';');
+                        let t = self
+                            .buf
+                            .trim_start_matches(|c: char| c.is_whitespace() || c == ';')
+                            .to_string();
                         if t.is_empty() {
                             self.buf.clear();
                             return;
                         }
-                        self.buf = t.to_string();
-                        if !t.starts_with('{') {
+                        let is_object = t.starts_with('{');
+                        self.buf = t;
+                        if !is_object {
                             self.mode = Mode::Text;
                             continue;
                         }
@@ -142,7 +155,8 @@ impl ToolParser for Llama3Parser {
                     self.gate.note_starts(&ev);
                     out.extend(ev);
                 } else {
-                    self.gate.push(&format!("{}{rest}", scanner.raw()), &mut out);
+                    self.gate
+                        .push(&format!("{}{rest}", scanner.raw()), &mut out);
                 }
             }
             _ => self.gate.push(&rest, &mut out),

@@ -27,19 +27,33 @@ impl ToolFormat for Mistral {
         &[MARKER, ARGS]
     }
 
-    fn required_grammar(&self, tools: &[FunctionDef], parallel: bool, literal: &dyn Fn(&str) -> String) -> String {
+    fn required_grammar(
+        &self,
+        tools: &[FunctionDef],
+        parallel: bool,
+        literal: &dyn Fn(&str) -> String,
+    ) -> String {
         let more = if parallel { " (\", \" call)*" } else { "" };
-        format!("start: {} \"[\" call{more} \"]\"\n{}", literal(MARKER), super::call_rules(tools, "arguments", "", ""))
+        format!(
+            "start: {} \"[\" call{more} \"]\"\n{}",
+            literal(MARKER),
+            super::call_rules(tools, "arguments", "", "")
+        )
     }
 
     fn render_calls(&self, calls: &[(String, Value)]) -> String {
-        let list: Vec<Value> =
-            calls.iter().map(|(name, args)| serde_json::json!({"name": name, "arguments": args})).collect();
+        let list: Vec<Value> = calls
+            .iter()
+            .map(|(name, args)| serde_json::json!({"name": name, "arguments": args}))
+            .collect();
         format!("{MARKER}{}", Value::Array(list))
     }
 
     fn system_prompt(&self, tools: &[Value]) -> String {
-        format!("[AVAILABLE_TOOLS]{}[/AVAILABLE_TOOLS]", Value::Array(tools.to_vec()))
+        format!(
+            "[AVAILABLE_TOOLS]{}[/AVAILABLE_TOOLS]",
+            Value::Array(tools.to_vec())
+        )
     }
 }
 
@@ -110,7 +124,10 @@ impl MistralParser {
                     };
                 }
                 Mode::Array(slot @ None) => {
-                    let t = self.buf.trim_start_matches(|c: char| c.is_whitespace() || c == ',').to_string();
+                    let t = self
+                        .buf
+                        .trim_start_matches(|c: char| c.is_whitespace() || c == ',')
+                        .to_string();
                     self.buf = t;
                     match self.buf.chars().next() {
                         None => return,
@@ -125,7 +142,9 @@ impl MistralParser {
                 Mode::Name => {
                     let args_at = self.buf.find(ARGS).map(|p| (p, ARGS.len()));
                     let brace_at = self.buf.find('{').map(|p| (p, 0));
-                    let Some((pos, skip)) = [args_at, brace_at].into_iter().flatten().min() else { return };
+                    let Some((pos, skip)) = [args_at, brace_at].into_iter().flatten().min() else {
+                        return;
+                    };
                     let name = self.buf[..pos].trim().to_string();
                     self.buf.drain(..pos + skip);
                     let mut scanner = CallScanner::for_args(self.gate.calls, name);

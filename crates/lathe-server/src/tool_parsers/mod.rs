@@ -23,7 +23,11 @@ pub enum ParseEvent {
     /// Plain text for `content`.
     Content(String),
     /// A tool call begins: its index among this choice's calls, id and function name.
-    CallStart { index: usize, id: String, name: String },
+    CallStart {
+        index: usize,
+        id: String,
+        name: String,
+    },
     /// More of the arguments JSON text of call `index`.
     CallArgs { index: usize, fragment: String },
 }
@@ -46,7 +50,12 @@ pub trait ToolFormat: Send + Sync {
     }
     /// Lark grammar allowing only calls to `tools` in this format (`parallel`: one or more).
     /// `literal` spells a marker (a special token by id, or a quoted string).
-    fn required_grammar(&self, tools: &[FunctionDef], parallel: bool, literal: &dyn Fn(&str) -> String) -> String;
+    fn required_grammar(
+        &self,
+        tools: &[FunctionDef],
+        parallel: bool,
+        literal: &dyn Fn(&str) -> String,
+    ) -> String;
     /// Calls of an assistant message of the history as the model writes them.
     fn render_calls(&self, calls: &[(String, Value)]) -> String;
     /// Tool instructions for a chat template that ignores `tools`.
@@ -67,7 +76,9 @@ pub fn format(name: &str) -> Option<&'static dyn ToolFormat> {
 pub const IMPLEMENTED: &[&str] = &["hermes", "llama3_json", "mistral"];
 
 /// Folds parser events into the message content and the tool calls of a non-streaming reply.
-pub fn assemble(events: impl IntoIterator<Item = ParseEvent>) -> (Option<String>, Vec<ResponseToolCall>) {
+pub fn assemble(
+    events: impl IntoIterator<Item = ParseEvent>,
+) -> (Option<String>, Vec<ResponseToolCall>) {
     let mut content = String::new();
     let mut calls: Vec<ResponseToolCall> = Vec::new();
     for ev in events {
@@ -76,7 +87,10 @@ pub fn assemble(events: impl IntoIterator<Item = ParseEvent>) -> (Option<String>
             ParseEvent::CallStart { id, name, .. } => calls.push(ResponseToolCall {
                 id,
                 kind: "function",
-                function: FunctionCall { name, arguments: String::new() },
+                function: FunctionCall {
+                    name,
+                    arguments: String::new(),
+                },
             }),
             ParseEvent::CallArgs { index, fragment } => {
                 if let Some(c) = calls.get_mut(index) {
@@ -142,7 +156,9 @@ pub(crate) fn partial_suffix(text: &str, tag: &str) -> usize {
     let max = tag.len().saturating_sub(1).min(text.len());
     (1..=max)
         .rev()
-        .find(|&n| text.is_char_boundary(text.len() - n) && tag.starts_with(&text[text.len() - n..]))
+        .find(|&n| {
+            text.is_char_boundary(text.len() - n) && tag.starts_with(&text[text.len() - n..])
+        })
         .unwrap_or(0)
 }
 
@@ -154,11 +170,28 @@ pub(crate) fn call_rules(tools: &[FunctionDef], args_key: &str, open: &str, clos
     let mut alts = Vec::new();
     let mut rules = String::new();
     for (i, f) in tools.iter().enumerate() {
-        let head = format!("{{\"name\": {}, \"{args_key}\": ", serde_json::to_string(&f.name).unwrap_or_default());
-        let schema = f.parameters.clone().unwrap_or_else(|| serde_json::json!({"type": "object"}));
-        let args = json_rule(&schema).unwrap_or_else(|_| json_rule(&serde_json::json!({"type": "object"})).expect("static"));
-        let seq = [open.to_string(), lark_string(&head), format!("args_{i}"), lark_string("}"), close.to_string()];
-        let seq: Vec<&str> = seq.iter().map(String::as_str).filter(|s| !s.is_empty()).collect();
+        let head = format!(
+            "{{\"name\": {}, \"{args_key}\": ",
+            serde_json::to_string(&f.name).unwrap_or_default()
+        );
+        let schema = f
+            .parameters
+            .clone()
+            .unwrap_or_else(|| serde_json::json!({"type": "object"}));
+        let args = json_rule(&schema)
+            .unwrap_or_else(|_| json_rule(&serde_json::json!({"type": "object"})).expect("static"));
+        let seq = [
+            open.to_string(),
+            lark_string(&head),
+            format!("args_{i}"),
+            lark_string("}"),
+            close.to_string(),
+        ];
+        let seq: Vec<&str> = seq
+            .iter()
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
+            .collect();
         rules.push_str(&format!("call_{i}: {}\n", seq.join(" ")));
         rules.push_str(&format!("args_{i}: {args}\n"));
         alts.push(format!("call_{i}"));
@@ -168,7 +201,11 @@ pub(crate) fn call_rules(tools: &[FunctionDef], args_key: &str, open: &str, clos
 
 /// The tool declarations as the OpenAI request had them (for prompts and templates).
 pub(crate) fn tools_json(tools: &[Value]) -> String {
-    tools.iter().map(|t| serde_json::to_string(t).unwrap_or_default()).collect::<Vec<_>>().join("\n")
+    tools
+        .iter()
+        .map(|t| serde_json::to_string(t).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]

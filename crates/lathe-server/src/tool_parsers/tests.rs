@@ -19,16 +19,28 @@ fn check(format: &dyn ToolFormat, text: &str) -> (Option<String>, Vec<(String, V
     let whole = assemble(run_chunked(format, text, usize::MAX));
     for chunk in [1, 2, 3, 7] {
         let streamed = assemble(run_chunked(format, text, chunk));
-        assert_eq!(whole.0, streamed.0, "content differs at chunk {chunk} for {text:?}");
-        let names = |c: &[ResponseToolCall]| c.iter().map(|c| (c.function.name.clone(), c.function.arguments.clone())).collect::<Vec<_>>();
-        assert_eq!(names(&whole.1), names(&streamed.1), "calls differ at chunk {chunk} for {text:?}");
+        assert_eq!(
+            whole.0, streamed.0,
+            "content differs at chunk {chunk} for {text:?}"
+        );
+        let names = |c: &[ResponseToolCall]| {
+            c.iter()
+                .map(|c| (c.function.name.clone(), c.function.arguments.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(&whole.1),
+            names(&streamed.1),
+            "calls differ at chunk {chunk} for {text:?}"
+        );
     }
     let calls = whole
         .1
         .iter()
         .map(|c| {
-            let args: Value = serde_json::from_str(&c.function.arguments)
-                .unwrap_or_else(|e| panic!("arguments {:?} do not parse: {e}", c.function.arguments));
+            let args: Value = serde_json::from_str(&c.function.arguments).unwrap_or_else(|e| {
+                panic!("arguments {:?} do not parse: {e}", c.function.arguments)
+            });
             (c.function.name.clone(), args)
         })
         .collect();
@@ -36,7 +48,10 @@ fn check(format: &dyn ToolFormat, text: &str) -> (Option<String>, Vec<(String, V
 }
 
 fn arg_fragments(format: &dyn ToolFormat, text: &str) -> usize {
-    run_chunked(format, text, 1).iter().filter(|e| matches!(e, ParseEvent::CallArgs { .. })).count()
+    run_chunked(format, text, 1)
+        .iter()
+        .filter(|e| matches!(e, ParseEvent::CallArgs { .. }))
+        .count()
 }
 
 #[test]
@@ -45,8 +60,17 @@ fn hermes_single_and_parallel_calls() {
     let text = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"days\": 3}}\n</tool_call>";
     let (content, calls) = check(f, text);
     assert_eq!(content, None);
-    assert_eq!(calls, vec![("get_weather".into(), serde_json::json!({"city": "Paris", "days": 3}))]);
-    assert!(arg_fragments(f, text) > 3, "arguments must stream in fragments");
+    assert_eq!(
+        calls,
+        vec![(
+            "get_weather".into(),
+            serde_json::json!({"city": "Paris", "days": 3})
+        )]
+    );
+    assert!(
+        arg_fragments(f, text) > 3,
+        "arguments must stream in fragments"
+    );
 
     let two = format!("Let me check.\n{text}\n{text}");
     let (content, calls) = check(f, &two);
@@ -65,7 +89,10 @@ fn hermes_plain_text_and_broken_calls() {
     assert!(calls.is_empty());
     assert_eq!(content.as_deref(), Some("<tool_call>oops</tool_call>"));
     // Name after arguments, arguments as a JSON string, missing closing tag.
-    let (_, calls) = check(f, "<tool_call>{\"arguments\": \"{\\\"x\\\": 1}\", \"name\": \"f\"}");
+    let (_, calls) = check(
+        f,
+        "<tool_call>{\"arguments\": \"{\\\"x\\\": 1}\", \"name\": \"f\"}",
+    );
     assert_eq!(calls, vec![("f".into(), serde_json::json!({"x": 1}))]);
     // No arguments at all.
     let (_, calls) = check(f, "<tool_call>{\"name\": \"now\"}</tool_call>");
@@ -78,7 +105,13 @@ fn llama3_json_calls() {
     let text = "<|python_tag|>{\"name\": \"search\", \"parameters\": {\"q\": \"rust {braces} \\\"quoted\\\"\"}}; {\"name\": \"now\", \"parameters\": {}}";
     let (content, calls) = check(f, text);
     assert_eq!(content, None);
-    assert_eq!(calls[0], ("search".into(), serde_json::json!({"q": "rust {braces} \"quoted\""})));
+    assert_eq!(
+        calls[0],
+        (
+            "search".into(),
+            serde_json::json!({"q": "rust {braces} \"quoted\""})
+        )
+    );
     assert_eq!(calls[1], ("now".into(), serde_json::json!({})));
     let (content, calls) = check(f, "The answer is {not a call}");
     assert!(calls.is_empty());
@@ -91,9 +124,24 @@ fn mistral_array_and_named_calls() {
     let text = "[TOOL_CALLS] [{\"name\": \"a\", \"arguments\": {\"n\": [1, 2]}}, {\"name\": \"b\", \"arguments\": {}}]";
     let (content, calls) = check(f, text);
     assert_eq!(content, None);
-    assert_eq!(calls, vec![("a".into(), serde_json::json!({"n": [1, 2]})), ("b".into(), serde_json::json!({}))]);
-    let (_, calls) = check(f, "Sure.[TOOL_CALLS]get_time[ARGS]{\"tz\": \"UTC\"}[TOOL_CALLS]b{\"x\": true}");
-    assert_eq!(calls, vec![("get_time".into(), serde_json::json!({"tz": "UTC"})), ("b".into(), serde_json::json!({"x": true}))]);
+    assert_eq!(
+        calls,
+        vec![
+            ("a".into(), serde_json::json!({"n": [1, 2]})),
+            ("b".into(), serde_json::json!({}))
+        ]
+    );
+    let (_, calls) = check(
+        f,
+        "Sure.[TOOL_CALLS]get_time[ARGS]{\"tz\": \"UTC\"}[TOOL_CALLS]b{\"x\": true}",
+    );
+    assert_eq!(
+        calls,
+        vec![
+            ("get_time".into(), serde_json::json!({"tz": "UTC"})),
+            ("b".into(), serde_json::json!({"x": true}))
+        ]
+    );
 }
 
 #[test]
@@ -108,7 +156,10 @@ fn call_ids_are_unique_and_indices_sequential() {
             _ => None,
         })
         .collect();
-    assert_eq!(starts.iter().map(|s| s.0).collect::<Vec<_>>(), vec![0, 1, 2]);
+    assert_eq!(
+        starts.iter().map(|s| s.0).collect::<Vec<_>>(),
+        vec![0, 1, 2]
+    );
     let ids: std::collections::HashSet<_> = starts.iter().map(|s| &s.1).collect();
     assert_eq!(ids.len(), 3);
 }
@@ -117,7 +168,10 @@ fn call_ids_are_unique_and_indices_sequential() {
 fn rendered_calls_parse_back() {
     for name in IMPLEMENTED {
         let f = format(name).unwrap();
-        let calls = vec![("f".to_string(), serde_json::json!({"a": 1})), ("g".to_string(), serde_json::json!({}))];
+        let calls = vec![
+            ("f".to_string(), serde_json::json!({"a": 1})),
+            ("g".to_string(), serde_json::json!({})),
+        ];
         let text = f.render_calls(&calls);
         let (_, parsed) = check(f, &text);
         assert_eq!(parsed, calls, "{name}: {text}");

@@ -16,7 +16,10 @@ pub enum ConstraintPlan {
     /// JSON matching this schema (`json_object` is `{"type": "object"}`).
     Json(Value),
     /// One (or, if `parallel`, several) calls to these functions in the model's format.
-    Tools { functions: Vec<FunctionDef>, parallel: bool },
+    Tools {
+        functions: Vec<FunctionDef>,
+        parallel: bool,
+    },
 }
 
 /// A checked chat request.
@@ -38,16 +41,26 @@ pub struct Prepared {
     pub grammar: Option<CompiledGrammar>,
 }
 
-pub fn validate(state: &AppState, req: ChatCompletionRequest, fields: SamplingFields) -> Result<ValidChat, ApiError> {
+pub fn validate(
+    state: &AppState,
+    req: ChatCompletionRequest,
+    fields: SamplingFields,
+) -> Result<ValidChat, ApiError> {
     let model = state.resolve_model(req.model.as_deref())?;
     let info = state.engine()?.info().clone();
     if req.functions.is_some() || req.function_call.is_some() {
-        return Err(ApiError::invalid("functions".to_string(), "`functions`/`function_call` are deprecated; use `tools`"));
+        return Err(ApiError::invalid(
+            "functions".to_string(),
+            "`functions`/`function_call` are deprecated; use `tools`",
+        ));
     }
     let top = match (req.logprobs.unwrap_or(false), req.top_logprobs) {
         (true, k) => Some(check_top_logprobs(k.unwrap_or(0), "top_logprobs")?),
         (false, Some(k)) if k > 0 => {
-            return Err(ApiError::invalid("top_logprobs".to_string(), "top_logprobs requires logprobs: true"))
+            return Err(ApiError::invalid(
+                "top_logprobs".to_string(),
+                "top_logprobs requires logprobs: true",
+            ))
         }
         (false, _) => None,
     };
@@ -60,7 +73,11 @@ pub fn validate(state: &AppState, req: ChatCompletionRequest, fields: SamplingFi
 
     let tools = check_tools(req.tools.as_deref().unwrap_or(&[]))?;
     let choice = tool_choice(req.tool_choice, &tools)?;
-    let registry_format = info.entry.as_ref().map(|e| e.tool_format.as_str()).unwrap_or("none");
+    let registry_format = info
+        .entry
+        .as_ref()
+        .map(|e| e.tool_format.as_str())
+        .unwrap_or("none");
     let format = tool_parsers::format(registry_format);
     if !matches!(choice, Choice::None) && format.is_none() {
         return Err(ApiError::invalid(
@@ -74,7 +91,10 @@ pub fn validate(state: &AppState, req: ChatCompletionRequest, fields: SamplingFi
     }
     let parallel = req.parallel_tool_calls.unwrap_or(true);
     let mut constraint = match &choice {
-        Choice::Required => Some(ConstraintPlan::Tools { functions: tools.clone(), parallel }),
+        Choice::Required => Some(ConstraintPlan::Tools {
+            functions: tools.clone(),
+            parallel,
+        }),
         Choice::Named(name) => Some(ConstraintPlan::Tools {
             functions: tools.iter().filter(|t| &t.name == name).cloned().collect(),
             parallel: false,
@@ -94,7 +114,12 @@ pub fn validate(state: &AppState, req: ChatCompletionRequest, fields: SamplingFi
             }
         }
     }
-    let decls: Vec<Value> = req.tools.unwrap_or_default().iter().map(|t| serde_json::to_value(t).unwrap_or_default()).collect();
+    let decls: Vec<Value> = req
+        .tools
+        .unwrap_or_default()
+        .iter()
+        .map(|t| serde_json::to_value(t).unwrap_or_default())
+        .collect();
     let offered = !matches!(choice, Choice::None) && !decls.is_empty();
     let caps = TemplateCaps::of(info.tokenizer.chat_template());
     let messages = normalize(&req.messages, offered.then_some(&decls[..]), format, caps)?;
@@ -102,7 +127,11 @@ pub fn validate(state: &AppState, req: ChatCompletionRequest, fields: SamplingFi
         model,
         messages,
         template_tools: (offered && caps.tools).then_some(decls),
-        tool_format: if matches!(choice, Choice::None) { None } else { format },
+        tool_format: if matches!(choice, Choice::None) {
+            None
+        } else {
+            format
+        },
         constraint,
         sampling,
     })
@@ -119,30 +148,70 @@ pub fn prepare(state: &AppState, v: &ValidChat) -> Result<Prepared, ApiError> {
     }
     let text = info
         .render_chat(&v.messages, v.template_tools.as_deref())
-        .map_err(|e| ApiError::invalid("messages".to_string(), format!("the chat template failed: {e:#}")))?;
-    let prompt = info.tokenizer.encode(&text, false).map_err(tokenize_error)?;
-    let max_tokens = fit_context(prompt.len(), v.sampling.max_tokens, info.max_model_len, "messages")?;
-    let params = lathe_core::SamplingParams { max_tokens, ..v.sampling.params.clone() };
+        .map_err(|e| {
+            ApiError::invalid(
+                "messages".to_string(),
+                format!("the chat template failed: {e:#}"),
+            )
+        })?;
+    let prompt = info
+        .tokenizer
+        .encode(&text, false)
+        .map_err(tokenize_error)?;
+    let max_tokens = fit_context(
+        prompt.len(),
+        v.sampling.max_tokens,
+        info.max_model_len,
+        "messages",
+    )?;
+    let params = lathe_core::SamplingParams {
+        max_tokens,
+        ..v.sampling.params.clone()
+    };
     let grammar = match &v.constraint {
         None => None,
         Some(plan) => Some(compile(state, plan, v.tool_format)?),
     };
-    Ok(Prepared { prompt, params, grammar })
+    Ok(Prepared {
+        prompt,
+        params,
+        grammar,
+    })
 }
 
-fn compile(state: &AppState, plan: &ConstraintPlan, format: Option<&dyn ToolFormat>) -> Result<CompiledGrammar, ApiError> {
+fn compile(
+    state: &AppState,
+    plan: &ConstraintPlan,
+    format: Option<&dyn ToolFormat>,
+) -> Result<CompiledGrammar, ApiError> {
     let compiler = state.grammar_compiler()?;
     let (lark, param) = match plan {
-        ConstraintPlan::Json(schema) => {
-            (json_grammar(schema).map_err(|e| ApiError::invalid("response_format".to_string(), e))?, "response_format")
-        }
-        ConstraintPlan::Tools { functions, parallel } => {
-            let format = format.ok_or_else(|| ApiError::internal("forced tool call without a tool format"))?;
-            (format.required_grammar(functions, *parallel, &|s| compiler.literal(s)), "tools")
+        ConstraintPlan::Json(schema) => (
+            json_grammar(schema)
+                .map_err(|e| ApiError::invalid("response_format".to_string(), e))?,
+            "response_format",
+        ),
+        ConstraintPlan::Tools {
+            functions,
+            parallel,
+        } => {
+            let format = format
+                .ok_or_else(|| ApiError::internal("forced tool call without a tool format"))?;
+            (
+                format.required_grammar(functions, *parallel, &|s| compiler.literal(s)),
+                "tools",
+            )
         }
     };
-    crate::constrained::GrammarCompiler::compile(&compiler, &lark)
-        .map_err(|e| ApiError::invalid(param.to_string(), format!("invalid schema for constrained decoding: {e}")))
+    let start = std::time::Instant::now();
+    let compiled = crate::constrained::GrammarCompiler::compile(&compiler, &lark);
+    tracing::debug!(ms = start.elapsed().as_millis() as u64, "grammar compiled");
+    compiled.map_err(|e| {
+        ApiError::invalid(
+            param.to_string(),
+            format!("invalid schema for constrained decoding: {e}"),
+        )
+    })
 }
 
 enum Choice {
@@ -161,22 +230,37 @@ fn tool_choice(choice: Option<ToolChoice>, tools: &[FunctionDef]) -> Result<Choi
             "none" => Choice::None,
             "auto" => Choice::Auto,
             "required" => Choice::Required,
-            other => return Err(ApiError::invalid(param(), format!("unknown tool_choice `{other}`"))),
+            other => {
+                return Err(ApiError::invalid(
+                    param(),
+                    format!("unknown tool_choice `{other}`"),
+                ))
+            }
         },
         Some(ToolChoice::Named(n)) => {
             if n.kind != "function" {
-                return Err(ApiError::invalid(param(), format!("tool_choice type must be `function`, got `{}`", n.kind)));
+                return Err(ApiError::invalid(
+                    param(),
+                    format!("tool_choice type must be `function`, got `{}`", n.kind),
+                ));
             }
             if !tools.iter().any(|t| t.name == n.function.name) {
-                return Err(ApiError::invalid(param(), format!("tool_choice names `{}`, which is not in tools", n.function.name)));
+                return Err(ApiError::invalid(
+                    param(),
+                    format!(
+                        "tool_choice names `{}`, which is not in tools",
+                        n.function.name
+                    ),
+                ));
             }
             Choice::Named(n.function.name)
         }
     };
-    if tools.is_empty() && !matches!(c, Choice::None | Choice::Auto) {
-        return Err(ApiError::invalid(param(), "tool_choice requires tools"));
+    match c {
+        Choice::None | Choice::Auto if tools.is_empty() => Ok(Choice::None),
+        _ if tools.is_empty() => Err(ApiError::invalid(param(), "tool_choice requires tools")),
+        c => Ok(c),
     }
-    Ok(c)
 }
 
 /// Tool declarations: functions only, names as OpenAI allows, object parameter schemas.
@@ -185,19 +269,35 @@ fn check_tools(tools: &[crate::protocol::Tool]) -> Result<Vec<FunctionDef>, ApiE
     for (i, t) in tools.iter().enumerate() {
         let p = |f: &str| format!("tools[{i}].{f}");
         if t.kind != "function" {
-            return Err(ApiError::invalid(p("type"), format!("tool type must be `function`, got `{}`", t.kind)));
+            return Err(ApiError::invalid(
+                p("type"),
+                format!("tool type must be `function`, got `{}`", t.kind),
+            ));
         }
         let name = &t.function.name;
-        let ok = !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        let ok = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
         if !ok {
-            return Err(ApiError::invalid(p("function.name"), format!("invalid function name `{name}` (a-z, A-Z, 0-9, _ and -, at most 64)")));
+            return Err(ApiError::invalid(
+                p("function.name"),
+                format!("invalid function name `{name}` (a-z, A-Z, 0-9, _ and -, at most 64)"),
+            ));
         }
         if out.iter().any(|f| &f.name == name) {
-            return Err(ApiError::invalid(p("function.name"), format!("duplicate function name `{name}`")));
+            return Err(ApiError::invalid(
+                p("function.name"),
+                format!("duplicate function name `{name}`"),
+            ));
         }
         if let Some(params) = &t.function.parameters {
             if !params.is_object() {
-                return Err(ApiError::invalid(p("function.parameters"), "parameters must be a JSON schema object"));
+                return Err(ApiError::invalid(
+                    p("function.parameters"),
+                    "parameters must be a JSON schema object",
+                ));
             }
         }
         out.push(t.function.clone());
@@ -212,13 +312,21 @@ fn response_format(rf: crate::protocol::ResponseFormat) -> Result<Option<Value>,
         "text" => Ok(None),
         "json_object" => Ok(Some(serde_json::json!({"type": "object"}))),
         "json_schema" => {
-            let js = rf.json_schema.ok_or_else(|| ApiError::invalid(param(".json_schema"), "json_schema is required"))?;
+            let js = rf.json_schema.ok_or_else(|| {
+                ApiError::invalid(param(".json_schema"), "json_schema is required")
+            })?;
             match js.schema {
                 Some(s @ Value::Object(_)) => Ok(Some(s)),
-                Some(_) => Err(ApiError::invalid(param(".json_schema.schema"), "the schema must be a JSON object")),
+                Some(_) => Err(ApiError::invalid(
+                    param(".json_schema.schema"),
+                    "the schema must be a JSON object",
+                )),
                 None => Ok(Some(serde_json::json!({"type": "object"}))),
             }
         }
-        other => Err(ApiError::invalid(param(".type"), format!("unknown response_format type `{other}` (text, json_object, json_schema)"))),
+        other => Err(ApiError::invalid(
+            param(".type"),
+            format!("unknown response_format type `{other}` (text, json_object, json_schema)"),
+        )),
     }
 }

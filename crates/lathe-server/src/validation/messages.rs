@@ -23,7 +23,11 @@ pub struct TemplateCaps {
 impl TemplateCaps {
     pub fn of(source: Option<&str>) -> Self {
         let s = source.unwrap_or("");
-        Self { tools: s.contains("tools"), tool_calls: s.contains("tool_calls"), tool_role: s.contains("tool") }
+        Self {
+            tools: s.contains("tools"),
+            tool_calls: s.contains("tool_calls"),
+            tool_role: s.contains("tool"),
+        }
     }
 }
 
@@ -36,7 +40,10 @@ pub fn normalize(
     caps: TemplateCaps,
 ) -> Result<Vec<Value>, ApiError> {
     if messages.is_empty() {
-        return Err(ApiError::invalid("messages".to_string(), "messages must contain at least one message"));
+        return Err(ApiError::invalid(
+            "messages".to_string(),
+            "messages must contain at least one message",
+        ));
     }
     let mut out = Vec::with_capacity(messages.len() + 1);
     for (i, m) in messages.iter().enumerate() {
@@ -55,7 +62,12 @@ pub fn normalize(
     Ok(out)
 }
 
-fn message(i: usize, m: &ChatMessage, format: Option<&dyn ToolFormat>, caps: TemplateCaps) -> Result<Value, ApiError> {
+fn message(
+    i: usize,
+    m: &ChatMessage,
+    format: Option<&dyn ToolFormat>,
+    caps: TemplateCaps,
+) -> Result<Value, ApiError> {
     let param = |field: &str| format!("messages[{i}].{field}");
     let content = content_text(&m.content, &param("content"))?;
     let role = match m.role.as_str() {
@@ -64,12 +76,25 @@ fn message(i: usize, m: &ChatMessage, format: Option<&dyn ToolFormat>, caps: Tem
         "assistant" => "assistant",
         "tool" => "tool",
         "function" => {
-            return Err(ApiError::invalid(param("role"), "the deprecated `function` role is not supported; use `tool`"))
+            return Err(ApiError::invalid(
+                param("role"),
+                "the deprecated `function` role is not supported; use `tool`",
+            ))
         }
-        other => return Err(ApiError::invalid(param("role"), format!("unknown role `{other}`"))),
+        other => {
+            return Err(ApiError::invalid(
+                param("role"),
+                format!("unknown role `{other}`"),
+            ))
+        }
     };
-    if content.is_none() && !(role == "assistant" && m.tool_calls.as_ref().is_some_and(|c| !c.is_empty())) {
-        return Err(ApiError::invalid(param("content"), format!("a `{}` message needs content", m.role)));
+    if content.is_none()
+        && !(role == "assistant" && m.tool_calls.as_ref().is_some_and(|c| !c.is_empty()))
+    {
+        return Err(ApiError::invalid(
+            param("content"),
+            format!("a `{}` message needs content", m.role),
+        ));
     }
     let mut text = content.unwrap_or_default();
     let mut msg = json!({"role": role});
@@ -89,7 +114,11 @@ fn message(i: usize, m: &ChatMessage, format: Option<&dyn ToolFormat>, caps: Tem
             match (caps.tool_calls, format) {
                 (false, Some(f)) => {
                     let rendered = f.render_calls(&parsed);
-                    text = if text.is_empty() { rendered } else { format!("{text}\n{rendered}") };
+                    text = if text.is_empty() {
+                        rendered
+                    } else {
+                        format!("{text}\n{rendered}")
+                    };
                 }
                 _ => {
                     let list: Vec<Value> = calls
@@ -141,6 +170,9 @@ fn content_text(content: &Value, param: &str) -> Result<Option<String>, ApiError
             }
             Ok(Some(texts.join("\n")))
         }
-        _ => Err(ApiError::invalid(param.to_string(), "content must be a string, an array of content parts, or null")),
+        _ => Err(ApiError::invalid(
+            param.to_string(),
+            "content must be a string, an array of content parts, or null",
+        )),
     }
 }

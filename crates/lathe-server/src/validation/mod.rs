@@ -36,7 +36,10 @@ pub fn sampling(
 ) -> Result<ValidSampling, ApiError> {
     let max_tokens = match max_tokens {
         Some((v, name)) if v < 1 => {
-            return Err(ApiError::invalid(name.to_string(), format!("{name} must be at least 1, got {v}")))
+            return Err(ApiError::invalid(
+                name.to_string(),
+                format!("{name} must be at least 1, got {v}"),
+            ))
         }
         Some((v, _)) => Some(usize::try_from(v).unwrap_or(usize::MAX)),
         None => None,
@@ -45,20 +48,34 @@ pub fn sampling(
         None => 1,
         Some(n) if n >= 1 && n as usize <= opts.max_n => n as usize,
         Some(n) => {
-            return Err(ApiError::invalid("n".to_string(), format!("n must be in [1, {}], got {n}", opts.max_n)))
+            return Err(ApiError::invalid(
+                "n".to_string(),
+                format!("n must be in [1, {}], got {n}", opts.max_n),
+            ))
         }
     };
     let top_k = match f.top_k {
         None | Some(-1) | Some(0) => 0,
         Some(k) if k > 0 => k as usize,
-        Some(k) => return Err(ApiError::invalid("top_k".to_string(), format!("top_k must be -1 or positive, got {k}"))),
+        Some(k) => {
+            return Err(ApiError::invalid(
+                "top_k".to_string(),
+                format!("top_k must be -1 or positive, got {k}"),
+            ))
+        }
     };
     let stop = f.stop.map(|s| s.into_vec()).unwrap_or_default();
     if stop.len() > MAX_STOP {
-        return Err(ApiError::invalid("stop".to_string(), format!("at most {MAX_STOP} stop sequences are allowed")));
+        return Err(ApiError::invalid(
+            "stop".to_string(),
+            format!("at most {MAX_STOP} stop sequences are allowed"),
+        ));
     }
     if f.logit_bias.as_ref().is_some_and(|m| !m.is_empty()) {
-        return Err(ApiError::invalid("logit_bias".to_string(), "logit_bias is not supported"));
+        return Err(ApiError::invalid(
+            "logit_bias".to_string(),
+            "logit_bias is not supported",
+        ));
     }
     let defaults = SamplingParams::default();
     let params = SamplingParams {
@@ -82,7 +99,13 @@ pub fn sampling(
     })?;
     let stream = f.stream.unwrap_or(false);
     let include_usage = stream && f.stream_options.is_some_and(|o| o.include_usage);
-    Ok(ValidSampling { params, max_tokens, n, stream, include_usage })
+    Ok(ValidSampling {
+        params,
+        max_tokens,
+        n,
+        stream,
+        include_usage,
+    })
 }
 
 /// Settles `max_tokens` against the context window: the prompt must leave room, and an
@@ -124,7 +147,10 @@ pub fn check_top_logprobs(k: i64, param: &str) -> Result<usize, ApiError> {
     if (0..=20).contains(&k) {
         Ok(k as usize)
     } else {
-        Err(ApiError::invalid(param.to_string(), format!("{param} must be in [0, 20], got {k}")))
+        Err(ApiError::invalid(
+            param.to_string(),
+            format!("{param} must be in [0, 20], got {k}"),
+        ))
     }
 }
 

@@ -21,16 +21,23 @@ async fn chat_completion_shape_and_usage() {
     let u = &body["usage"];
     assert!(u["prompt_tokens"].as_u64().unwrap() > 5);
     assert!((1..=12).contains(&u["completion_tokens"].as_u64().unwrap()));
-    assert_eq!(u["total_tokens"], u["prompt_tokens"].as_u64().unwrap() + u["completion_tokens"].as_u64().unwrap());
+    assert_eq!(
+        u["total_tokens"],
+        u["prompt_tokens"].as_u64().unwrap() + u["completion_tokens"].as_u64().unwrap()
+    );
 }
 
 #[tokio::test]
 async fn greedy_is_deterministic_and_model_is_optional() {
     let app = app();
-    let req = json!({"messages": user("Name a color."), "max_completion_tokens": 8, "temperature": 0});
+    let req =
+        json!({"messages": user("Name a color."), "max_completion_tokens": 8, "temperature": 0});
     let (_, a) = post(&app, PATH, req.clone()).await;
     let (_, b) = post(&app, PATH, req).await;
-    assert_eq!(a["choices"][0]["message"]["content"], b["choices"][0]["message"]["content"]);
+    assert_eq!(
+        a["choices"][0]["message"]["content"],
+        b["choices"][0]["message"]["content"]
+    );
     assert_eq!(a["model"], "smollm2-135m-instruct");
 }
 
@@ -50,7 +57,10 @@ async fn content_parts_developer_role_and_all_sampling_fields() {
     assert_eq!(status, 200, "{body}");
     let choices = body["choices"].as_array().unwrap();
     assert_eq!(choices.len(), 2);
-    assert_eq!((choices[0]["index"].as_u64(), choices[1]["index"].as_u64()), (Some(0), Some(1)));
+    assert_eq!(
+        (choices[0]["index"].as_u64(), choices[1]["index"].as_u64()),
+        (Some(0), Some(1))
+    );
 }
 
 #[tokio::test]
@@ -58,7 +68,10 @@ async fn stop_strings_end_the_text_before_them() {
     let app = app();
     let base = json!({"messages": user("Write the numbers 1 to 10 separated by spaces."), "max_tokens": 24, "temperature": 0});
     let (_, full) = post(&app, PATH, base.clone()).await;
-    let text = full["choices"][0]["message"]["content"].as_str().unwrap().to_string();
+    let text = full["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let words: Vec<&str> = text.split_whitespace().collect();
     assert!(words.len() >= 3, "need some words to stop on: {text:?}");
     let stop = words[2];
@@ -66,8 +79,14 @@ async fn stop_strings_end_the_text_before_them() {
     req["stop"] = json!(stop);
     let (_, cut) = post(&app, PATH, req).await;
     let content = cut["choices"][0]["message"]["content"].as_str().unwrap();
-    assert!(!content.contains(stop), "{content:?} still contains {stop:?}");
-    assert!(text.starts_with(content), "{content:?} is not a prefix of {text:?}");
+    assert!(
+        !content.contains(stop),
+        "{content:?} still contains {stop:?}"
+    );
+    assert!(
+        text.starts_with(content),
+        "{content:?} is not a prefix of {text:?}"
+    );
     assert_eq!(cut["choices"][0]["finish_reason"], "stop");
 }
 
@@ -77,15 +96,22 @@ async fn logprobs_per_token_with_top_alternatives() {
     let req = json!({"messages": user("Hi"), "max_tokens": 5, "temperature": 0, "logprobs": true, "top_logprobs": 3});
     let (status, body) = post(&app, PATH, req).await;
     assert_eq!(status, 200, "{body}");
-    let entries = body["choices"][0]["logprobs"]["content"].as_array().unwrap();
-    assert_eq!(entries.len() as u64, body["usage"]["completion_tokens"].as_u64().unwrap());
+    let entries = body["choices"][0]["logprobs"]["content"]
+        .as_array()
+        .unwrap();
+    assert_eq!(
+        entries.len() as u64,
+        body["usage"]["completion_tokens"].as_u64().unwrap()
+    );
     for e in entries {
         assert!(e["logprob"].as_f64().unwrap() <= 0.0);
         assert!(e["token"].is_string() && e["bytes"].is_array());
         let top = e["top_logprobs"].as_array().unwrap();
         assert_eq!(top.len(), 3);
         // Greedy: the sampled token is the most likely one.
-        assert!((top[0]["logprob"].as_f64().unwrap() - e["logprob"].as_f64().unwrap()).abs() < 1e-4);
+        assert!(
+            (top[0]["logprob"].as_f64().unwrap() - e["logprob"].as_f64().unwrap()).abs() < 1e-4
+        );
     }
 }
 
@@ -94,42 +120,75 @@ async fn logprobs_per_token_with_top_alternatives() {
 #[tokio::test]
 async fn streaming_shape_matches_non_streaming() {
     let app = app();
-    let base = json!({"messages": user("Tell me a fact about cats."), "max_tokens": 16, "temperature": 0});
+    let base =
+        json!({"messages": user("Tell me a fact about cats."), "max_tokens": 16, "temperature": 0});
     let (_, whole) = post(&app, PATH, base.clone()).await;
     let mut req = base;
     req["stream"] = json!(true);
     req["stream_options"] = json!({"include_usage": true});
-    let (status, headers, bytes) = send(&app, axum::http::Method::POST, PATH, req.to_string(), &[]).await;
+    let (status, headers, bytes) =
+        send(&app, axum::http::Method::POST, PATH, req.to_string(), &[]).await;
     assert_eq!(status, 200);
-    assert!(headers["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
     let chunks = sse_payloads(&bytes);
     let id = chunks[0]["id"].as_str().unwrap();
-    assert!(chunks.iter().all(|c| c["object"] == "chat.completion.chunk" && c["id"] == id));
+    assert!(chunks
+        .iter()
+        .all(|c| c["object"] == "chat.completion.chunk" && c["id"] == id));
     assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
     let (usage_chunk, rest) = chunks.split_last().unwrap();
     assert_eq!(usage_chunk["choices"], json!([]));
     for k in ["prompt_tokens", "completion_tokens", "total_tokens"] {
         assert_eq!(usage_chunk["usage"][k], whole["usage"][k], "{k}");
     }
-    let finishes: Vec<&Value> = rest.iter().map(|c| &c["choices"][0]["finish_reason"]).filter(|f| !f.is_null()).collect();
+    let finishes: Vec<&Value> = rest
+        .iter()
+        .map(|c| &c["choices"][0]["finish_reason"])
+        .filter(|f| !f.is_null())
+        .collect();
     assert_eq!(finishes, vec![&whole["choices"][0]["finish_reason"]]);
-    assert!(rest.last().unwrap()["choices"][0]["finish_reason"].is_string(), "finish_reason comes last");
-    let text: String = rest.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
-    assert_eq!(text, whole["choices"][0]["message"]["content"].as_str().unwrap());
+    assert!(
+        rest.last().unwrap()["choices"][0]["finish_reason"].is_string(),
+        "finish_reason comes last"
+    );
+    let text: String = rest
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(
+        text,
+        whole["choices"][0]["message"]["content"].as_str().unwrap()
+    );
     assert!(rest.len() > 3, "content must arrive in several chunks");
 }
 
 #[tokio::test]
 async fn streaming_without_usage_and_with_n() {
     let app = app();
-    let req = json!({"messages": user("Hi"), "max_tokens": 4, "stream": true, "n": 2, "temperature": 0});
+    let req =
+        json!({"messages": user("Hi"), "max_tokens": 4, "stream": true, "n": 2, "temperature": 0});
     let (status, _, bytes) = send(&app, axum::http::Method::POST, PATH, req.to_string(), &[]).await;
     assert_eq!(status, 200);
     let chunks = sse_payloads(&bytes);
-    assert!(chunks.iter().all(|c| c.get("usage").is_none_or(Value::is_null)));
+    assert!(chunks
+        .iter()
+        .all(|c| c.get("usage").is_none_or(Value::is_null)));
     for i in 0..2 {
-        let mine: Vec<&Value> = chunks.iter().flat_map(|c| c["choices"].as_array().unwrap()).filter(|c| c["index"] == i).collect();
+        let mine: Vec<&Value> = chunks
+            .iter()
+            .flat_map(|c| c["choices"].as_array().unwrap())
+            .filter(|c| c["index"] == i)
+            .collect();
         assert_eq!(mine[0]["delta"]["role"], "assistant");
-        assert_eq!(mine.iter().filter(|c| !c["finish_reason"].is_null()).count(), 1, "choice {i}");
+        assert_eq!(
+            mine.iter()
+                .filter(|c| !c["finish_reason"].is_null())
+                .count(),
+            1,
+            "choice {i}"
+        );
     }
 }

@@ -18,7 +18,12 @@ pub fn engine() -> EngineHandle {
     static ENGINE: OnceLock<EngineHandle> = OnceLock::new();
     ENGINE
         .get_or_init(|| {
-            let _ = tracing_subscriber::fmt().with_env_filter("warn").with_test_writer().try_init();
+            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn".into());
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_test_writer()
+                .try_init();
             lathe_engine::start(EngineConfig {
                 max_model_len: Some(MAX_MODEL_LEN),
                 cpu_kv_cache_bytes: 512 << 20,
@@ -38,21 +43,40 @@ pub fn app() -> Router {
 }
 
 /// Sends one request; returns status, headers and the whole body.
-pub async fn send(app: &Router, method: Method, path: &str, body: impl Into<Body>, headers: &[(&str, &str)]) -> (StatusCode, HeaderMap, Bytes) {
-    let mut req = Request::builder().method(method).uri(path).header("content-type", "application/json");
+pub async fn send(
+    app: &Router,
+    method: Method,
+    path: &str,
+    body: impl Into<Body>,
+    headers: &[(&str, &str)],
+) -> (StatusCode, HeaderMap, Bytes) {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", "application/json");
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let resp = app.clone().oneshot(req.body(body.into()).unwrap()).await.unwrap();
+    let resp = app
+        .clone()
+        .oneshot(req.body(body.into()).unwrap())
+        .await
+        .unwrap();
     let status = resp.status();
     let headers = resp.headers().clone();
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
     (status, headers, bytes)
 }
 
 pub async fn post(app: &Router, path: &str, body: Value) -> (StatusCode, Value) {
     let (status, _, bytes) = send(app, Method::POST, path, body.to_string(), &[]).await;
-    (status, serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into())))
+    (
+        status,
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into())),
+    )
 }
 
 pub async fn get(app: &Router, path: &str) -> (StatusCode, Bytes) {
@@ -63,17 +87,33 @@ pub async fn get(app: &Router, path: &str) -> (StatusCode, Bytes) {
 /// The `data:` payloads of an SSE body; asserts it ends with `[DONE]` and drops that.
 pub fn sse_payloads(body: &Bytes) -> Vec<Value> {
     let text = std::str::from_utf8(body).unwrap();
-    let datas: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
-    assert_eq!(datas.last(), Some(&"[DONE]"), "stream must end with [DONE]: {text}");
-    datas[..datas.len() - 1].iter().map(|d| serde_json::from_str(d).unwrap()).collect()
+    let datas: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .collect();
+    assert_eq!(
+        datas.last(),
+        Some(&"[DONE]"),
+        "stream must end with [DONE]: {text}"
+    );
+    datas[..datas.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect()
 }
 
 /// Asserts the OpenAI error body and returns the error object.
 pub fn error_of(body: &Value) -> &Value {
     let e = &body["error"];
-    assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "no error message: {body}");
+    assert!(
+        e["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "no error message: {body}"
+    );
     assert!(e["type"].is_string(), "no error type: {body}");
-    assert!(e.get("param").is_some() && e.get("code").is_some(), "param/code missing: {body}");
+    assert!(
+        e.get("param").is_some() && e.get("code").is_some(),
+        "param/code missing: {body}"
+    );
     e
 }
 

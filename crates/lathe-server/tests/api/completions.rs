@@ -21,18 +21,43 @@ async fn text_prompt_completion() {
 #[tokio::test]
 async fn prompt_batches_token_ids_and_n() {
     let app = app();
-    let (status, body) = post(&app, PATH, json!({"prompt": ["One,", "Two,"], "n": 2, "max_tokens": 3})).await;
+    let (status, body) = post(
+        &app,
+        PATH,
+        json!({"prompt": ["One,", "Two,"], "n": 2, "max_tokens": 3}),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
-    let idx: Vec<u64> = body["choices"].as_array().unwrap().iter().map(|c| c["index"].as_u64().unwrap()).collect();
+    let idx: Vec<u64> = body["choices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["index"].as_u64().unwrap())
+        .collect();
     assert_eq!(idx, vec![0, 1, 2, 3]);
 
     let (_, tok) = post(&app, "/tokenize", json!({"prompt": "Hello world"})).await;
     let ids = tok["tokens"].clone();
-    let (s1, by_ids) = post(&app, PATH, json!({"prompt": ids, "max_tokens": 4, "temperature": 0})).await;
-    let (_, by_text) = post(&app, PATH, json!({"prompt": "Hello world", "max_tokens": 4, "temperature": 0})).await;
+    let (s1, by_ids) = post(
+        &app,
+        PATH,
+        json!({"prompt": ids, "max_tokens": 4, "temperature": 0}),
+    )
+    .await;
+    let (_, by_text) = post(
+        &app,
+        PATH,
+        json!({"prompt": "Hello world", "max_tokens": 4, "temperature": 0}),
+    )
+    .await;
     assert_eq!(s1, 200, "{by_ids}");
     assert_eq!(by_ids["choices"][0]["text"], by_text["choices"][0]["text"]);
-    let (s2, _) = post(&app, PATH, json!({"prompt": [ids.clone(), ids], "max_tokens": 2})).await;
+    let (s2, _) = post(
+        &app,
+        PATH,
+        json!({"prompt": [ids.clone(), ids], "max_tokens": 2}),
+    )
+    .await;
     assert_eq!(s2, 200);
 }
 
@@ -49,11 +74,19 @@ async fn echo_and_logprobs() {
     assert_eq!(lp["token_logprobs"].as_array().unwrap().len(), n);
     assert_eq!(lp["top_logprobs"].as_array().unwrap().len(), n);
     assert_eq!(lp["text_offset"].as_array().unwrap().len(), n);
-    assert!(lp["token_logprobs"][0].is_null(), "echoed prompt tokens have no logprob");
+    assert!(
+        lp["token_logprobs"][0].is_null(),
+        "echoed prompt tokens have no logprob"
+    );
     let last = &lp["top_logprobs"][n - 1];
     assert_eq!(last.as_object().unwrap().len(), 2);
     // Offsets point at each token inside the text.
-    let offsets: Vec<usize> = lp["text_offset"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+    let offsets: Vec<usize> = lp["text_offset"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
     assert!(offsets.windows(2).all(|w| w[0] <= w[1]));
 }
 
@@ -68,18 +101,42 @@ async fn streaming_completion_with_usage() {
     assert_eq!(usage["choices"], json!([]));
     assert!(usage["usage"]["completion_tokens"].as_u64().unwrap() >= 1);
     assert!(rest.iter().all(|c| c["object"] == "text_completion"));
-    assert_eq!(rest.iter().filter(|c| !c["choices"][0]["finish_reason"].is_null()).count(), 1);
-    let (_, whole) = post(&app, PATH, json!({"prompt": "Once upon a time", "max_tokens": 6, "temperature": 0})).await;
-    let text: String = rest.iter().filter_map(|c| c["choices"][0]["text"].as_str()).collect();
+    assert_eq!(
+        rest.iter()
+            .filter(|c| !c["choices"][0]["finish_reason"].is_null())
+            .count(),
+        1
+    );
+    let (_, whole) = post(
+        &app,
+        PATH,
+        json!({"prompt": "Once upon a time", "max_tokens": 6, "temperature": 0}),
+    )
+    .await;
+    let text: String = rest
+        .iter()
+        .filter_map(|c| c["choices"][0]["text"].as_str())
+        .collect();
     assert_eq!(text, whole["choices"][0]["text"].as_str().unwrap());
 }
 
 #[tokio::test]
 async fn suffix_is_refused_on_a_model_without_fim_tokens() {
     let app = app();
-    let (status, body) = post(&app, PATH, json!({"prompt": "def add(a, b):\n", "suffix": "\n    return c", "max_tokens": 8})).await;
+    let (status, body) = post(
+        &app,
+        PATH,
+        json!({"prompt": "def add(a, b):\n", "suffix": "\n    return c", "max_tokens": 8}),
+    )
+    .await;
     assert_eq!(status, 400, "{body}");
     let e = error_of(&body);
     assert_eq!(e["param"], "suffix");
-    assert!(e["message"].as_str().unwrap().contains("fill-in-the-middle"), "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("fill-in-the-middle"),
+        "{e}"
+    );
 }

@@ -8,7 +8,10 @@ use crate::common::*;
 
 #[tokio::test]
 async fn models_list_and_get() {
-    let app = lathe_server::app(state_with(ServerOptions { served_model_names: vec!["smol".into()], ..Default::default() }));
+    let app = lathe_server::app(state_with(ServerOptions {
+        served_model_names: vec!["smol".into()],
+        ..Default::default()
+    }));
     let (s, bytes) = get(&app, "/v1/models").await;
     assert_eq!(s, 200);
     let v: Value = serde_json::from_slice(&bytes).unwrap();
@@ -22,9 +25,17 @@ async fn models_list_and_get() {
     }
     let (s, bytes) = get(&app, "/v1/models/nope").await;
     assert_eq!(s, 404);
-    assert_eq!(error_of(&serde_json::from_slice(&bytes).unwrap())["code"], "model_not_found");
+    assert_eq!(
+        error_of(&serde_json::from_slice(&bytes).unwrap())["code"],
+        "model_not_found"
+    );
     // The served name works in requests.
-    let (s, _) = post(&app, "/v1/completions", json!({"model": "smol", "prompt": "a", "max_tokens": 1})).await;
+    let (s, _) = post(
+        &app,
+        "/v1/completions",
+        json!({"model": "smol", "prompt": "a", "max_tokens": 1}),
+    )
+    .await;
     assert_eq!(s, 200);
 }
 
@@ -45,8 +56,18 @@ async fn health_is_503_while_loading_then_200() {
 #[tokio::test]
 async fn metrics_count_requests_and_show_engine_gauges() {
     let app = app();
-    let _ = post(&app, "/v1/completions", json!({"prompt": "Hello", "max_tokens": 2, "ignore_eos": true})).await;
-    let _ = post(&app, "/v1/completions", json!({"prompt": "Hello", "temperature": 9})).await;
+    let _ = post(
+        &app,
+        "/v1/completions",
+        json!({"prompt": "Hello", "max_tokens": 2, "ignore_eos": true}),
+    )
+    .await;
+    let _ = post(
+        &app,
+        "/v1/completions",
+        json!({"prompt": "Hello", "temperature": 9}),
+    )
+    .await;
     let (s, bytes) = get(&app, "/metrics").await;
     assert_eq!(s, 200);
     let text = String::from_utf8(bytes.to_vec()).unwrap();
@@ -75,10 +96,17 @@ async fn openapi_documents_exactly_the_routes() {
     let doc: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
     for &(method, path, _, _, _) in lathe_server::openapi::ROUTES {
-        assert!(doc["paths"][path][method].is_object(), "{method} {path} undocumented");
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} undocumented"
+        );
         // Each documented route is routed (an empty body is a 400, not a 404/405).
         let concrete = path.replace("{id}", "smollm2-135m-instruct");
-        let m = if method == "get" { Method::GET } else { Method::POST };
+        let m = if method == "get" {
+            Method::GET
+        } else {
+            Method::POST
+        };
         let (s, _, _) = send(&app, m, &concrete, "{}", &[]).await;
         assert!(s != 404 && s != 405, "{method} {path} -> {s}");
     }
@@ -87,11 +115,22 @@ async fn openapi_documents_exactly_the_routes() {
 #[tokio::test]
 async fn tokenize_and_detokenize_round_trip() {
     let app = app();
-    let (s, v) = post(&app, "/tokenize", json!({"prompt": "Hello, world!", "return_token_strs": true})).await;
+    let (s, v) = post(
+        &app,
+        "/tokenize",
+        json!({"prompt": "Hello, world!", "return_token_strs": true}),
+    )
+    .await;
     assert_eq!(s, 200, "{v}");
-    assert_eq!(v["count"].as_u64().unwrap() as usize, v["tokens"].as_array().unwrap().len());
+    assert_eq!(
+        v["count"].as_u64().unwrap() as usize,
+        v["tokens"].as_array().unwrap().len()
+    );
     assert_eq!(v["max_model_len"], MAX_MODEL_LEN);
-    assert_eq!(v["token_strs"].as_array().unwrap().len(), v["tokens"].as_array().unwrap().len());
+    assert_eq!(
+        v["token_strs"].as_array().unwrap().len(),
+        v["tokens"].as_array().unwrap().len()
+    );
     let (s, d) = post(&app, "/detokenize", json!({"tokens": v["tokens"]})).await;
     assert_eq!(s, 200);
     assert!(d["prompt"].as_str().unwrap().ends_with("Hello, world!"));

@@ -26,7 +26,8 @@ fn weather_tools() -> Value {
 
 /// The arguments match the get_weather / get_time schemas above.
 fn check_args(name: &str, args: &str) {
-    let v: Value = serde_json::from_str(args).unwrap_or_else(|e| panic!("arguments {args:?} do not parse: {e}"));
+    let v: Value = serde_json::from_str(args)
+        .unwrap_or_else(|e| panic!("arguments {args:?} do not parse: {e}"));
     let obj = v.as_object().unwrap();
     match name {
         "get_weather" => {
@@ -50,12 +51,18 @@ async fn required_tool_call_is_structured_and_valid() {
     assert_eq!(status, 200, "{body}");
     let choice = &body["choices"][0];
     assert_eq!(choice["finish_reason"], "tool_calls", "{body}");
-    assert!(choice["message"]["content"].is_null(), "no raw text: {body}");
+    assert!(
+        choice["message"]["content"].is_null(),
+        "no raw text: {body}"
+    );
     let calls = choice["message"]["tool_calls"].as_array().unwrap();
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0]["type"], "function");
     assert!(calls[0]["id"].as_str().unwrap().starts_with("call_"));
-    check_args(calls[0]["function"]["name"].as_str().unwrap(), calls[0]["function"]["arguments"].as_str().unwrap());
+    check_args(
+        calls[0]["function"]["name"].as_str().unwrap(),
+        calls[0]["function"]["arguments"].as_str().unwrap(),
+    );
 }
 
 #[tokio::test]
@@ -78,17 +85,43 @@ async fn streamed_tool_call_deltas_assemble() {
     let (status, _, bytes) = send(&app, axum::http::Method::POST, CHAT, req.to_string(), &[]).await;
     assert_eq!(status, 200);
     let chunks = sse_payloads(&bytes);
-    let deltas: Vec<&Value> = chunks.iter().flat_map(|c| c["choices"][0]["delta"]["tool_calls"].as_array().into_iter().flatten()).collect();
-    assert!(deltas.len() >= 3, "arguments must stream in fragments: {deltas:?}");
+    let deltas: Vec<&Value> = chunks
+        .iter()
+        .flat_map(|c| {
+            c["choices"][0]["delta"]["tool_calls"]
+                .as_array()
+                .into_iter()
+                .flatten()
+        })
+        .collect();
+    assert!(
+        deltas.len() >= 3,
+        "arguments must stream in fragments: {deltas:?}"
+    );
     assert_eq!(deltas[0]["index"], 0);
     assert!(deltas[0]["id"].is_string());
     assert_eq!(deltas[0]["function"]["name"], "get_weather");
-    assert!(deltas[1..].iter().all(|d| d["id"].is_null() && d["function"]["name"].is_null()));
-    let args: String = deltas.iter().filter_map(|d| d["function"]["arguments"].as_str()).collect();
+    assert!(deltas[1..]
+        .iter()
+        .all(|d| d["id"].is_null() && d["function"]["name"].is_null()));
+    let args: String = deltas
+        .iter()
+        .filter_map(|d| d["function"]["arguments"].as_str())
+        .collect();
     check_args("get_weather", &args);
-    let content: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
-    assert!(content.is_empty(), "no raw tool-call text in content: {content:?}");
-    let finishes: Vec<&Value> = chunks.iter().map(|c| &c["choices"][0]["finish_reason"]).filter(|f| !f.is_null()).collect();
+    let content: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert!(
+        content.is_empty(),
+        "no raw tool-call text in content: {content:?}"
+    );
+    let finishes: Vec<&Value> = chunks
+        .iter()
+        .map(|c| &c["choices"][0]["finish_reason"])
+        .filter(|f| !f.is_null())
+        .collect();
     assert_eq!(finishes, vec![&json!("tool_calls")]);
 }
 
@@ -108,7 +141,11 @@ async fn json_schema_response_validates() {
     let v: Value = serde_json::from_str(content).unwrap_or_else(|e| panic!("{content:?}: {e}"));
     assert!(v["name"].as_str().unwrap().chars().count() <= 20);
     assert!((0..=150).contains(&v["age"].as_i64().unwrap()));
-    assert!(v["pets"].as_array().unwrap().iter().all(|p| p == "cat" || p == "dog"));
+    assert!(v["pets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p == "cat" || p == "dog"));
     assert_eq!(v.as_object().unwrap().len(), 3);
 }
 
@@ -120,11 +157,17 @@ async fn json_object_response_and_invalid_schemas() {
     assert_eq!(status, 200, "{body}");
     let content = body["choices"][0]["message"]["content"].as_str().unwrap();
     if body["choices"][0]["finish_reason"] == "stop" {
-        assert!(serde_json::from_str::<Value>(content).unwrap().is_object(), "{content:?}");
+        assert!(
+            serde_json::from_str::<Value>(content).unwrap().is_object(),
+            "{content:?}"
+        );
     } else {
         assert!(content.starts_with('{'), "{content:?}");
     }
-    for bad in [json!({"type": "object", "properties": {"a": {"type": "wat"}}}), json!({"type": "string", "minLength": 5, "maxLength": 2})] {
+    for bad in [
+        json!({"type": "object", "properties": {"a": {"type": "wat"}}}),
+        json!({"type": "string", "minLength": 5, "maxLength": 2}),
+    ] {
         let req = json!({"messages": user("x"), "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": bad}}});
         let (status, body) = post(&app, CHAT, req).await;
         assert_eq!(status, 400, "{body}");
@@ -143,7 +186,8 @@ async fn tool_history_goes_back_through_the_template() {
         {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\", \"unit\": \"celsius\"}"}}]},
         {"role": "tool", "tool_call_id": "call_1", "content": "{\"temp\": 21}"}
     ]);
-    let req = json!({"messages": messages, "tools": weather_tools(), "max_tokens": 8, "temperature": 0});
+    let req =
+        json!({"messages": messages, "tools": weather_tools(), "max_tokens": 8, "temperature": 0});
     let (status, body) = post(&app, CHAT, req).await;
     assert_eq!(status, 200, "{body}");
     // The prompt carries the declarations, the call and the result.
@@ -151,7 +195,10 @@ async fn tool_history_goes_back_through_the_template() {
     assert_eq!(status, 200, "{tok}");
     let (_, text) = post(&app, "/detokenize", json!({"tokens": tok["tokens"]})).await;
     let text = text["prompt"].as_str().unwrap();
-    assert!(text.contains("get_weather") && text.contains("\"temp\": 21"), "{text}");
+    assert!(
+        text.contains("get_weather") && text.contains("\"temp\": 21"),
+        "{text}"
+    );
     // Tool-call ids must be unique per call; bad tool declarations are refused.
     let bad = json!([{"type": "function", "function": {"name": "has space"}}]);
     let (status, body) = post(&app, CHAT, json!({"messages": user("x"), "tools": bad})).await;
