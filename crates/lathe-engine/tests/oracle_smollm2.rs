@@ -1,8 +1,15 @@
 //! Correctness oracle: on the default model, greedy generation of 64 tokens for three prompts is
-//! token-identical to candle-transformers' own quantized llama on the same GGUF file. A
-//! divergence is accepted only at a near tie: where the reference's two best logits are within
-//! 1e-2, and after every earlier position's logprobs agreed within 2e-2 (ours vs the reference,
-//! both computed from f32 logits over Q4_1 weights with Q8 activation rounding).
+//! token-identical to candle-transformers' own quantized llama (`quantized_llama::ModelWeights`)
+//! on the same GGUF file, and every top-2 logprob on the way agrees within 1e-3. A divergence is
+//! accepted only at a near tie: where the reference's two best logits are within 1e-2.
+//!
+//! Both sides run the file's weights with exact f32 arithmetic (`CANDLE_DEQUANTIZE_ALL=1`:
+//! candle dequantizes each Q4_1/Q8_0 tensor once at load). With 8-bit activation rounding in
+//! every matmul, a last-bit difference upstream (attention summed in another order) moves an
+//! activation across a rounding boundary and the two runs part at gaps of 0.2 after a dozen
+//! tokens; with exact arithmetic they agree to ~2e-5, which is what proves the engine (paged
+//! cache, flattened batch, attention, rope, norms, sampling) right. lathe's quantized kernels
+//! are checked separately against the dequantized reference in lathe-kernels' tests.
 
 mod common;
 
@@ -49,6 +56,10 @@ fn log_softmax(l: &[f32]) -> Vec<f32> {
 
 #[test]
 fn greedy_matches_candle_quantized_llama() {
+    // Exact f32 matmuls on both sides (see the module docs). This binary holds one test, so
+    // setting the variables here affects nothing else.
+    std::env::set_var("LATHE_CPU_MATMUL", "candle");
+    std::env::set_var("CANDLE_DEQUANTIZE_ALL", "1");
     let engine = default_engine();
     let prompts = [
         chat_prompt(
@@ -64,6 +75,7 @@ fn greedy_matches_candle_quantized_llama() {
             .encode_raw("fn main() {\n    let numbers = vec![1, 2, 3];\n")
             .unwrap(),
     ];
+    let mut worst = 0f32;
     for (p, prompt) in prompts.iter().enumerate() {
         let ours = greedy_trace(&engine, prompt.clone(), N);
         let theirs = reference(prompt);
@@ -85,12 +97,14 @@ fn greedy_matches_candle_quantized_llama() {
             for &(t, lp) in our_top {
                 assert!(lp.is_finite());
                 let diff = (lp - ref_lp[t as usize]).abs();
+                worst = worst.max(diff);
                 assert!(
-                    diff < 2e-2,
+                    diff < 1e-3,
                     "prompt {p} token {i}: logprob of {t} is {lp}, reference {}",
                     ref_lp[t as usize]
                 );
             }
         }
     }
+    eprintln!("largest logprob difference from the reference: {worst}");
 }

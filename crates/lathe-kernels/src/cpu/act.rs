@@ -35,19 +35,29 @@ struct RowOut<'a> {
     s16: &'a mut [i32],
 }
 
-fn scale_of(amax: f32, finite: bool) -> (f32, f32) {
-    if !finite {
-        return (f32::NAN, 0.0);
-    }
+fn scale_of(amax: f32) -> (f32, f32) {
     let d = amax / 127.0;
     (d, if d > 0.0 { 1.0 / d } else { 0.0 })
 }
 
-fn quantize_row_scalar(x: &[f32], o: RowOut) {
+/// A block with NaN or infinity: q = 0 and sums 0, d = NaN (so its outputs are NaN).
+fn non_finite_block(o: &mut RowOut, b: usize) {
+    o.q[32 * b..32 * b + 32].fill(0);
+    o.d[b] = f32::NAN;
+    o.s16[2 * b] = 0;
+    o.s16[2 * b + 1] = 0;
+    o.s32[b] = 0;
+    o.sd32[b] = f32::NAN;
+}
+
+fn quantize_row_scalar(x: &[f32], mut o: RowOut) {
     for (b, xb) in x.chunks_exact(32).enumerate() {
         let amax = xb.iter().fold(0f32, |a, v| a.max(v.abs()));
-        let finite = xb.iter().all(|v| v.is_finite());
-        let (d, id) = scale_of(amax, finite);
+        if !xb.iter().all(|v| v.is_finite()) {
+            non_finite_block(&mut o, b);
+            continue;
+        }
+        let (d, id) = scale_of(amax);
         let mut s = [0i32; 2];
         for (i, &v) in xb.iter().enumerate() {
             let q = (v * id).round_ties_even() as i32;
@@ -64,7 +74,7 @@ fn quantize_row_scalar(x: &[f32], o: RowOut) {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw")]
-unsafe fn quantize_row_avx512(x: &[f32], o: RowOut) {
+unsafe fn quantize_row_avx512(x: &[f32], mut o: RowOut) {
     use std::arch::x86_64::*;
     for b in 0..x.len() / 32 {
         let p = x.as_ptr().add(32 * b);
@@ -75,8 +85,11 @@ unsafe fn quantize_row_avx512(x: &[f32], o: RowOut) {
             _mm512_mul_ps(v0, _mm512_setzero_ps()),
             _mm512_mul_ps(v1, _mm512_setzero_ps()),
         );
-        let finite = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(z, z) == 0;
-        let (d, id) = scale_of(amax, finite);
+        if _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(z, z) != 0 {
+            non_finite_block(&mut o, b);
+            continue;
+        }
+        let (d, id) = scale_of(amax);
         let idv = _mm512_set1_ps(id);
         let q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, idv));
         let q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, idv));
@@ -94,7 +107,7 @@ unsafe fn quantize_row_avx512(x: &[f32], o: RowOut) {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn quantize_row_avx2(x: &[f32], o: RowOut) {
+unsafe fn quantize_row_avx2(x: &[f32], mut o: RowOut) {
     use std::arch::x86_64::*;
     let sign = _mm256_set1_ps(-0.0);
     for b in 0..x.len() / 32 {
@@ -109,8 +122,11 @@ unsafe fn quantize_row_avx2(x: &[f32], o: RowOut) {
         let mut lanes = [0f32; 8];
         _mm256_storeu_ps(lanes.as_mut_ptr(), mx);
         let amax = lanes.iter().fold(0f32, |a, &v| a.max(v));
-        let finite = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_UNORD_Q>(z, z)) == 0;
-        let (d, id) = scale_of(amax, finite);
+        if _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_UNORD_Q>(z, z)) != 0 {
+            non_finite_block(&mut o, b);
+            continue;
+        }
+        let (d, id) = scale_of(amax);
         let idv = _mm256_set1_ps(id);
         let mut s = [0i32; 2];
         for (i, vi) in v.into_iter().enumerate() {

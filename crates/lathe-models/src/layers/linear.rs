@@ -1,25 +1,62 @@
 //! A linear layer over quantized (GGUF) or dense (safetensors) weights, with optional bias.
+//!
+//! On the CPU, quantized weights in a format lathe's own SIMD kernels cover (Q4_0, Q4_1, Q8_0,
+//! Q4_K, Q6_K) run through `lathe_kernels::cpu`; everything else (CUDA, other formats, dense
+//! weights) through candle's `QMatMul`. `LATHE_CPU_MATMUL=candle` forces candle's path (for
+//! side-by-side measurements).
 
-use candle_core::quantized::QMatMul;
+use std::sync::Arc;
+
+use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{Module, Result, Tensor};
+use lathe_kernels::cpu::{QuantMatMul, QuantMatrix};
+
+#[derive(Debug, Clone)]
+enum Weight {
+    Candle(QMatMul),
+    Lathe(Arc<QuantMatrix>),
+}
 
 #[derive(Debug, Clone)]
 pub struct Linear {
-    weight: QMatMul,
+    weight: Weight,
     bias: Option<Tensor>,
 }
 
 impl Linear {
     pub fn new(weight: QMatMul, bias: Option<Tensor>) -> Self {
-        Self { weight, bias }
+        Self {
+            weight: Weight::Candle(weight),
+            bias,
+        }
+    }
+
+    /// From a quantized tensor, choosing lathe's CPU kernels where they apply.
+    pub fn from_qtensor(q: Arc<QTensor>, bias: Option<Tensor>) -> Result<Self> {
+        if q.device().is_cpu() && !candle_forced() {
+            if let Some(m) = QuantMatrix::from_qtensor(&q)? {
+                return Ok(Self {
+                    weight: Weight::Lathe(Arc::new(m)),
+                    bias,
+                });
+            }
+        }
+        Ok(Self::new(QMatMul::from_arc(q)?, bias))
     }
 
     /// `x [T, in] -> [T, out]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.weight.forward(x)?;
+        let y = match &self.weight {
+            Weight::Candle(w) => w.forward(x)?,
+            Weight::Lathe(w) => x.apply_op1_no_bwd(&QuantMatMul(w.clone()))?,
+        };
         match &self.bias {
             Some(b) => y.broadcast_add(b),
             None => Ok(y),
         }
     }
+}
+
+fn candle_forced() -> bool {
+    std::env::var("LATHE_CPU_MATMUL").is_ok_and(|v| v.eq_ignore_ascii_case("candle"))
 }

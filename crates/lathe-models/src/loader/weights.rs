@@ -99,20 +99,18 @@ impl Weights {
 
     /// `prefix.weight` (+ `prefix.bias` when `bias`) as a linear layer.
     pub fn linear(&self, prefix: &str, bias: bool) -> Result<Linear> {
-        let weight = match self {
-            Weights::Gguf(g) => {
-                QMatMul::from_arc(g.qtensor(&gguf_name(&format!("{prefix}.weight")))?)?
-            }
-            Weights::Safetensors { .. } => {
-                QMatMul::Tensor(self.tensor(&format!("{prefix}.weight"))?)
-            }
-        };
         let bias = if bias {
             Some(self.tensor(&format!("{prefix}.bias"))?)
         } else {
             None
         };
-        Ok(Linear::new(weight, bias))
+        let weight = format!("{prefix}.weight");
+        match self {
+            Weights::Gguf(g) => Linear::from_qtensor(g.qtensor(&gguf_name(&weight))?, bias),
+            Weights::Safetensors { .. } => {
+                Ok(Linear::new(QMatMul::Tensor(self.tensor(&weight)?), bias))
+            }
+        }
     }
 
     /// Bytes the weights take in memory (for roofline numbers).
