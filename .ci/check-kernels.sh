@@ -55,7 +55,7 @@ for pid in "${pids[@]}"; do wait "$pid" || status=1; done
 report="$work/report.txt"
 for log in "$work"/*.ptxas.log; do
   awk -v tgt="$(basename "$log" .ptxas.log)" '
-    /Compiling entry function/ { gsub(/[\047]/, "", $6); fn = $6 }
+    /Compiling entry function/ { gsub(/[\047]/, "", $7); fn = $7 }
     /bytes spill stores/ { st = $5; ld = $9 }
     /Used [0-9]+ registers/ {
       regs = $5; smem = 0

@@ -8,7 +8,8 @@
 #       (release): the GPU test binary of lathe-kernels, the paged_attention bench and the
 #       `lathe` binary; strips them and packs them into .gpu/bundle.tar.xz (.gpu/ is
 #       git-ignored). Env: CUDA_COMPUTE_CAP (default 90: H100/H200; 80 for sm_80+ PTX),
-#       CARGO_TARGET_DIR (default ./target-cuda).
+#       CARGO_TARGET_DIR (default ./target-cuda), LATHE_GPU_PROFILE (release, the default, or
+#       dev: reuses a dev build; the kernels are the same PTX either way).
 #
 #   bash scripts/gpu-check.sh --device-side [--quick]   # on the GPU machine, repo root
 #       unpacks .gpu/bundle.tar.xz, sets LD_LIBRARY_PATH from
@@ -31,8 +32,8 @@ build_side() {
   export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target-cuda}"
   local t0 stage
   t0=$(date +%s)
-  stage=$(mktemp -d)
-  trap 'rm -rf "$stage"' RETURN
+  stage="$ROOT/.gpu/stage"
+  rm -rf "$stage" && mkdir -p "$stage"
   # Executable paths come from cargo's JSON messages.
   exe_of() { python3 -c '
 import json, sys
@@ -43,15 +44,17 @@ for line in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == name and kind in m["target"]["kind"]:
         print(m["executable"])' "$1" "$2" | tail -1; }
 
-  echo "gpu-check: building GPU tests (CUDA_COMPUTE_CAP=$CUDA_COMPUTE_CAP, target $CARGO_TARGET_DIR)"
+  local profile="${LATHE_GPU_PROFILE:-release}" rel="--release" outdir=release bench_cmd=bench
+  if [ "$profile" = dev ]; then rel=""; outdir=debug; bench_cmd=test; fi
+  echo "gpu-check: building GPU tests ($profile, CUDA_COMPUTE_CAP=$CUDA_COMPUTE_CAP, target $CARGO_TARGET_DIR)"
   local tests bench
-  tests=$(cargo test --release -p lathe-kernels --features cuda --test gpu_kernels --no-run --message-format=json | exe_of gpu_kernels test)
-  bench=$(cargo bench -p lathe-kernels --features cuda --bench paged_attention --no-run --message-format=json | exe_of paged_attention bench)
+  tests=$(cargo test $rel -p lathe-kernels --features cuda --test gpu_kernels --no-run --message-format=json | exe_of gpu_kernels test)
+  bench=$(cargo $bench_cmd -p lathe-kernels --features cuda --bench paged_attention --no-run --message-format=json | exe_of paged_attention bench)
   [ -x "$tests" ] && [ -x "$bench" ] || { echo "gpu-check: test or bench binary missing"; exit 1; }
   cp "$tests" "$stage/gpu_kernels"
   cp "$bench" "$stage/bench_paged_attention"
-  if cargo build --release --features cuda --bin lathe; then
-    cp "$CARGO_TARGET_DIR/release/lathe" "$stage/lathe"
+  if cargo build $rel --features cuda --bin lathe; then
+    cp "$CARGO_TARGET_DIR/$outdir/lathe" "$stage/lathe"
   else
     echo "gpu-check: WARNING: the lathe binary did not build with --features cuda; bundling kernels only"
   fi
@@ -59,6 +62,7 @@ for line in sys.stdin:
   mkdir -p .gpu
   tar -C "$stage" -cf - . | xz -T0 -6 >.gpu/bundle.tar.xz
   echo "gpu-check: .gpu/bundle.tar.xz $(du -h .gpu/bundle.tar.xz | cut -f1) ($(ls "$stage" | tr '\n' ' ')) in $(( $(date +%s) - t0 ))s"
+  rm -rf "$stage"
   local size
   size=$(stat -c %s .gpu/bundle.tar.xz)
   [ "$size" -lt $((64 * 1024 * 1024)) ] || echo "gpu-check: WARNING: bundle exceeds the 64 MiB carry limit"

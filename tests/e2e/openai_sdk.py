@@ -143,7 +143,7 @@ def required_tool_call(ctx):
         messages=[{"role": "user", "content": "What's the weather in Paris?"}],
         tools=[WEATHER_TOOL],
         tool_choice="required",
-        max_tokens=96,
+        max_tokens=128,
         temperature=0,
     )
     msg = r.choices[0].message

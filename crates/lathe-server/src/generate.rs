@@ -70,6 +70,7 @@ impl Generation {
         let permit = state.admit(jobs.len())?;
         let engine = state.engine()?;
         let mut streams = SelectAll::new();
+        let prompt_tokens = jobs.iter().map(|j| j.prompt.len()).sum();
         for (i, job) in jobs.into_iter().enumerate() {
             let req = GenerateRequest {
                 prompt: job.prompt,
@@ -82,7 +83,7 @@ impl Generation {
         let n = streams.len();
         Ok(Self {
             streams,
-            record: RequestRecord::new(state, id, arrived, n),
+            record: RequestRecord::new(state, id, arrived, n, prompt_tokens),
             _permit: permit,
         })
     }
@@ -104,27 +105,40 @@ pub struct RequestRecord {
     arrived: Instant,
     first_token: Option<Instant>,
     last_token: Vec<Option<Instant>>,
+    /// Tokens received per choice (the engine's final count may add the stop token).
+    tokens: Vec<usize>,
+    /// Prompt tokens of all the engine requests.
     pub prompt_tokens: usize,
     pub completion_tokens: usize,
     finished: usize,
     choices: usize,
     /// Set when the engine failed a choice.
     pub error: Option<String>,
+    /// Set when the engine aborted a choice (shutdown).
+    aborted: bool,
 }
 
 impl RequestRecord {
-    fn new(state: &AppState, id: &str, arrived: Instant, choices: usize) -> Self {
+    fn new(
+        state: &AppState,
+        id: &str,
+        arrived: Instant,
+        choices: usize,
+        prompt_tokens: usize,
+    ) -> Self {
         Self {
             state: state.clone(),
             id: id.to_string(),
             arrived,
             first_token: None,
             last_token: vec![None; choices],
-            prompt_tokens: 0,
+            tokens: vec![0; choices],
+            prompt_tokens,
             completion_tokens: 0,
             finished: 0,
             choices,
             error: None,
+            aborted: false,
         }
     }
 
@@ -133,6 +147,10 @@ impl RequestRecord {
         let m = self.state.metrics();
         match ev {
             StreamEvent::Token(_) => {
+                self.completion_tokens += 1;
+                if let Some(t) = self.tokens.get_mut(i) {
+                    *t += 1;
+                }
                 if self.first_token.is_none() {
                     self.first_token = Some(now);
                     m.ttft.observe((now - self.arrived).as_secs_f64());
@@ -146,10 +164,12 @@ impl RequestRecord {
             }
             StreamEvent::Finished(f) => {
                 self.finished += 1;
-                self.prompt_tokens += f.prompt_tokens;
-                self.completion_tokens += f.completion_tokens;
-                if let lathe_engine::FinishReason::Error(e) = &f.reason {
-                    self.error = Some(e.clone());
+                let seen = self.tokens.get(i).copied().unwrap_or(0);
+                self.completion_tokens += f.completion_tokens.saturating_sub(seen);
+                match &f.reason {
+                    lathe_engine::FinishReason::Error(e) => self.error = Some(e.clone()),
+                    lathe_engine::FinishReason::Abort => self.aborted = true,
+                    _ => {}
                 }
             }
         }
@@ -163,10 +183,11 @@ impl Drop for RequestRecord {
         m.e2e.observe(elapsed.as_secs_f64());
         m.prompt_tokens.inc_by(self.prompt_tokens as u64);
         m.generation_tokens.inc_by(self.completion_tokens as u64);
-        let status = match (&self.error, self.finished < self.choices) {
-            (Some(_), _) => "error",
-            (None, true) => "cancelled",
-            (None, false) => "ok",
+        let status = match (&self.error, self.aborted, self.finished < self.choices) {
+            (Some(_), _, _) => "error",
+            (None, true, _) => "aborted",
+            (None, false, true) => "cancelled",
+            (None, false, false) => "ok",
         };
         let ttft_ms = self
             .first_token

@@ -18,6 +18,10 @@
 //!   enforced by llguidance token masks (`constrained.rs`).
 //! - No global state: metrics live in the `AppState`, so tests can build many servers.
 //!
+//! Not supported (refused with a 400 naming the field, never ignored silently): `logit_bias`,
+//! `best_of` other than `n`, image/audio content parts, the deprecated `functions` /
+//! `function_call`. Echoed prompt tokens carry `null` logprobs (the engine scores output only).
+//!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
 //! let engine = lathe_engine::start(lathe_engine::EngineConfig::default())?;

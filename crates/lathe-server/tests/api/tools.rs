@@ -207,3 +207,81 @@ async fn tool_history_goes_back_through_the_template() {
     let (status, _) = post(&app, CHAT, json!({"messages": user("x"), "tools": weather_tools(), "tool_choice": {"type": "function", "function": {"name": "nope"}}})).await;
     assert_eq!(status, 400);
 }
+
+/// The forcing grammar of every implemented format accepts two well-formed calls (the mask
+/// allows each token, the constraint accepts it), then allows the end of the turn.
+#[tokio::test]
+async fn every_format_grammar_accepts_its_calls() {
+    use lathe_engine::constraint::TokenConstraint;
+    use lathe_server::constrained::GrammarCompiler;
+    use lathe_server::protocol::Tool;
+    use lathe_server::tool_parsers;
+
+    let state = state_with(Default::default());
+    let compiler = tokio::task::spawn_blocking({
+        let state = state.clone();
+        move || state.grammar_compiler().unwrap()
+    })
+    .await
+    .unwrap();
+    let info = engine().info().clone();
+    let tools: Vec<Tool> = serde_json::from_value(weather_tools()).unwrap();
+    let functions: Vec<_> = tools.into_iter().map(|t| t.function).collect();
+    let args = r#"{"city": "Paris", "unit": "celsius"}"#;
+    let call = format!(r#"{{"name": "get_weather", "arguments": {args}}}"#);
+    let cases = [
+        (
+            "hermes",
+            format!("<tool_call>\n{call}\n</tool_call>\n<tool_call>\n{call}\n</tool_call>"),
+        ),
+        (
+            "llama3_json",
+            format!(
+                r#"{{"name": "get_weather", "parameters": {args}}}; {{"name": "get_time", "parameters": {{"tz": "UTC"}}}}"#
+            ),
+        ),
+        ("mistral", format!("[TOOL_CALLS][{call}, {call}]")),
+    ];
+    for (name, text) in cases {
+        let format = tool_parsers::format(name).unwrap();
+        let lark = format.required_grammar(&functions, true, &|s| compiler.literal(s));
+        let grammar = GrammarCompiler::compile(&compiler, &lark)
+            .unwrap_or_else(|e| panic!("{name}: {e}\n{lark}"));
+        let mut c = grammar.constraint().unwrap();
+        let vocab = info.tokenizer.vocab_size();
+        // Walk the text: the canonical next token where the mask allows it, else one character
+        // (llguidance forces the canonical tokenization of forced text, and may refuse a token
+        // that closes a lexeme and the next one at a grammar boundary).
+        let tk = &info.tokenizer;
+        let mut rest = text.as_str();
+        while !rest.is_empty() {
+            let mask = c.mask(vocab).unwrap();
+            let canon = tk.encode(rest, false).unwrap()[0];
+            let first = rest.chars().next().unwrap().to_string();
+            let (tok, len) = if mask[canon as usize] {
+                (canon, tk.decode(&[canon], false).unwrap().len())
+            } else {
+                (tk.encode(&first, false).unwrap()[0], first.len())
+            };
+            assert!(
+                mask[tok as usize],
+                "{name}: {:?} masked at {rest:?}",
+                tk.id_to_token(tok)
+            );
+            assert!(c.accept(tok), "{name}: token {tok} rejected");
+            rest = &rest[len..];
+        }
+        let eos = info.tokenizer.eos_token_ids()[0] as usize;
+        assert!(
+            c.mask(vocab).unwrap()[eos],
+            "{name}: the turn may end after the calls"
+        );
+        // And the parser reads back what the grammar produced.
+        let (_, calls) =
+            tool_parsers::assemble(tool_parsers::parse_all(format.parser().as_mut(), &text));
+        assert_eq!(calls.len(), 2, "{name}");
+        assert!(calls
+            .iter()
+            .all(|c| serde_json::from_str::<Value>(&c.function.arguments).is_ok()));
+    }
+}
