@@ -77,7 +77,8 @@ device_side() {
   local bin
   bin=$(mktemp -d)
   [ -f .gpu/bundle.tar.xz ] || { echo "gpu-check: .gpu/bundle.tar.xz missing: build first (and carry .gpu)"; exit 1; }
-  xz -dc .gpu/bundle.tar.xz | tar -C "$bin" -xf -
+  if command -v xz >/dev/null; then xz -dc .gpu/bundle.tar.xz | tar -C "$bin" -xf -
+  else python3 -c 'import lzma, sys; sys.stdout.buffer.write(lzma.open(sys.argv[1]).read())' .gpu/bundle.tar.xz | tar -C "$bin" -xf -; fi
   eval "$(bash scripts/cuda-toolchain.sh --runtime-hint | grep '^export')"
   echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH" >"$OUT/env.txt"
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,clocks.mem,power.draw,power.limit,temperature.gpu,persistence_mode --format=csv >"$OUT/nvidia-smi.txt" 2>&1 || true
