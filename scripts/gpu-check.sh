@@ -104,11 +104,13 @@ device_side() {
     echo "== gpu-check summary ($(date -u +%FT%TZ))"
     head -2 "$OUT/nvidia-smi.txt"
     echo "-- GPU tests: rc=$test_rc in $((t1 - t0))s"
-    grep -E '^test |test result|panicked|rel err .* >=|SKIPPED' "$OUT/gpu_tests.log" | tail -40
+    { grep -E '^test |test result|panicked|rel err .* >=|SKIPPED|error while loading' "$OUT/gpu_tests.log" || true; } | tail -40
     echo "-- bench: rc=$bench_rc in $((t2 - t1))s"
-    cat "$OUT/bench.md"
+    cat "$OUT/bench.md" 2>/dev/null || true
+    [ -s "$OUT/bench.md" ] || tail -5 "$OUT/bench.log"
     echo "-- lathe --version: $lathe_rc $(head -1 "$OUT/lathe.log" 2>/dev/null)"
   } | tee "$OUT/summary.txt"
+  rm -rf "$bin"
   [ "$test_rc" = 0 ] && [ "$bench_rc" = 0 ]
 }
 
