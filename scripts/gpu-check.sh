@@ -15,7 +15,7 @@
 #       unpacks .gpu/bundle.tar.xz, sets LD_LIBRARY_PATH from
 #       `scripts/cuda-toolchain.sh --runtime-hint`, then runs the GPU tests with
 #       LATHE_REQUIRE_GPU=1 (a missing GPU fails) and the benchmark (--quick: smaller grid),
-#       writing everything under $OUT (default ./gpu-out): nvidia-smi.txt, ldd.txt,
+#       writing everything under $OUT (default ./.gpu/out): nvidia-smi.txt, ldd.txt,
 #       gpu_tests.log, bench.log, bench.jsonl, bench.md, summary.txt. Prints the summary last;
 #       exits non-zero when a test failed.
 #
@@ -72,7 +72,7 @@ for line in sys.stdin:
 device_side() {
   local quick=""
   [ "${1:-}" = "--quick" ] && quick="--quick"
-  OUT="${OUT:-$ROOT/gpu-out}"
+  OUT="${OUT:-$ROOT/.gpu/out}"
   mkdir -p "$OUT"
   local bin
   bin=$(mktemp -d)
