@@ -34,7 +34,10 @@ pub struct PagedAttention {
     pub(crate) scale: f32,
     pub(crate) sliding_window: Option<usize>,
     pub(crate) softcap: Option<f32>,
+    // Grid sizes for the CUDA launch; upper bounds, unused by the CPU twin.
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
     pub(crate) max_query_len: usize,
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
     pub(crate) max_seq_len: usize,
 }
 
