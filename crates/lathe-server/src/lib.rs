@@ -39,6 +39,7 @@ pub mod generate;
 pub mod metrics;
 pub mod openapi;
 pub mod protocol;
+pub mod reasoning;
 pub mod routes;
 pub mod sse;
 pub mod state;

@@ -20,6 +20,13 @@ pub const ROUTES: &[(&str, &str, &str, Option<&str>, bool)] = &[
         Some("CompletionRequest"),
         true,
     ),
+    (
+        "post",
+        "/v1/responses",
+        "Responses API, stateless (JSON or named SSE events)",
+        Some("ResponsesRequest"),
+        true,
+    ),
     ("get", "/v1/models", "List the served model", None, true),
     ("get", "/v1/models/{id}", "One served model", None, true),
     (
@@ -150,6 +157,26 @@ fn schemas() -> Value {
             "logprobs": {"type": "integer", "minimum": 0, "maximum": 20},
             "best_of": {"type": "integer", "description": "only equal to n"}
         }), &["prompt"]),
+        "ResponsesRequest": {"type": "object", "required": ["input"], "properties": {
+            "model": {"type": "string"},
+            "instructions": {"type": "string"},
+            "input": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "object", "properties": {
+                "type": {"enum": ["message", "function_call", "function_call_output", "custom_tool_call", "custom_tool_call_output", "reasoning"]}
+            }}}]},
+            "tools": {"type": "array", "items": {"type": "object", "properties": {"type": {"type": "string", "description": "function, namespace and custom are used; hosted tool types are skipped"}}}},
+            "tool_choice": {"oneOf": [{"enum": ["none", "auto", "required"]}, {"type": "object"}]},
+            "parallel_tool_calls": {"type": "boolean"},
+            "text": {"type": "object", "properties": {"format": {"type": "object", "properties": {"type": {"enum": ["text", "json_object", "json_schema"]}}}}},
+            "max_output_tokens": {"type": "integer", "minimum": 1},
+            "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+            "top_p": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+            "stream": {"type": "boolean"},
+            "store": {"type": "boolean", "description": "accepted; lathe never stores responses"},
+            "previous_response_id": {"type": "string", "description": "refused: send the history in input"},
+            "include": {"type": "array", "items": {"type": "string"}},
+            "top_logprobs": {"type": "integer", "minimum": 0, "maximum": 20},
+            "reasoning": {"type": "object"}, "metadata": {"type": "object"}
+        }},
         "TokenizeRequest": {"type": "object", "properties": {
             "model": {"type": "string"}, "prompt": {"type": "string"}, "messages": {"type": "array"},
             "add_special_tokens": {"type": "boolean"}, "add_generation_prompt": {"type": "boolean"},

@@ -1,4 +1,6 @@
-//! Server-sent events in the OpenAI shape: `data: {json}\n\n` per chunk, then `data: [DONE]`.
+//! Server-sent events in the OpenAI shapes: chat and completions send `data: {json}\n\n` per
+//! chunk, then `data: [DONE]`; the Responses API names each event (`event: response.created`)
+//! and sends no `[DONE]`.
 //!
 //! The response body owns its source (and through it the engine streams), so a client that
 //! disconnects drops the body, the source, and the engine requests with it. A panic while
@@ -15,10 +17,27 @@ use futures::stream::{self, StreamExt};
 use crate::error::ApiError;
 use crate::generate::{panic_message, LoggedByGeneration};
 
+/// One event: an optional event name and its JSON payload.
+#[derive(Debug, Clone)]
+pub struct SseFrame {
+    pub event: Option<String>,
+    pub data: String,
+}
+
+impl From<String> for SseFrame {
+    fn from(data: String) -> Self {
+        Self { event: None, data }
+    }
+}
+
 /// Produces the chunks of one streamed response.
 pub trait SseSource: Send + 'static {
-    /// The next JSON payloads to send; `None` when the response is complete.
-    fn next_batch(&mut self) -> impl Future<Output = Option<Vec<String>>> + Send;
+    /// What a batch holds: JSON strings, or named frames.
+    type Frame: Into<SseFrame> + Send;
+    /// Whether the stream ends with `data: [DONE]`.
+    const DONE_MARKER: bool = true;
+    /// The next payloads to send; `None` when the response is complete.
+    fn next_batch(&mut self) -> impl Future<Output = Option<Vec<Self::Frame>>> + Send;
 }
 
 /// The streaming response for `source`.
@@ -26,7 +45,8 @@ pub fn sse_response<S: SseSource>(source: S) -> Response {
     let chunks = stream::unfold(Some(source), |slot| async move {
         let mut src = slot?;
         let batch = src.next_batch().await?;
-        Some((stream::iter(batch), Some(src)))
+        let frames: Vec<SseFrame> = batch.into_iter().map(Into::into).collect();
+        Some((stream::iter(frames), Some(src)))
     })
     .flatten();
     let guarded = AssertUnwindSafe(chunks)
@@ -39,14 +59,22 @@ pub fn sse_response<S: SseSource>(source: S) -> Response {
                     *failed = true;
                     let err =
                         ApiError::internal(format!("panic while streaming: {}", panic_message(&p)));
-                    Some(err.body().to_string())
+                    Some(SseFrame {
+                        event: (!S::DONE_MARKER).then(|| "error".to_string()),
+                        data: err.body().to_string(),
+                    })
                 }
             };
             futures::future::ready(out)
         });
-    let events = guarded
-        .chain(stream::once(async { "[DONE]".to_string() }))
-        .map(|data| Ok::<_, Infallible>(Event::default().data(data)));
+    let done = S::DONE_MARKER.then(|| SseFrame::from("[DONE]".to_string()));
+    let events = guarded.chain(stream::iter(done)).map(|f| {
+        let mut ev = Event::default().data(f.data);
+        if let Some(name) = f.event {
+            ev = ev.event(name);
+        }
+        Ok::<_, Infallible>(ev)
+    });
     let mut resp = Sse::new(events).into_response();
     resp.extensions_mut().insert(LoggedByGeneration);
     resp

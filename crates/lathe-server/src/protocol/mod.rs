@@ -7,8 +7,10 @@ pub mod chat;
 pub mod common;
 pub mod completions;
 pub mod misc;
+pub mod responses;
 
 pub use chat::*;
 pub use common::*;
 pub use completions::*;
 pub use misc::*;
+pub use responses::*;

@@ -18,6 +18,7 @@ use crate::generate::{blocking, Generation, Job, LoggedByGeneration};
 use crate::protocol::*;
 use crate::sse::sse_response;
 use crate::state::AppState;
+use crate::reasoning::{Piece, ThinkSplitter};
 use crate::tool_parsers::{assemble, ParseEvent, ToolFormat, ToolParser};
 use crate::validation::chat::{prepare, validate};
 
@@ -30,6 +31,39 @@ pub(crate) struct ChatContext {
     pub tool_format: Option<&'static dyn ToolFormat>,
     pub markers: Vec<(u32, &'static str)>,
     pub logprobs: bool,
+    /// The model thinks in `<think>` tags (registry `reasoning = "think_tags"`).
+    pub reasoning: bool,
+}
+
+impl ChatContext {
+    /// The shared context of a validated request against the loaded model.
+    pub fn new(
+        prefix: &str,
+        model: String,
+        info: &lathe_engine::ModelInfo,
+        tool_format: Option<&'static dyn ToolFormat>,
+        logprobs: bool,
+    ) -> Self {
+        Self {
+            id: random_id(prefix, 24),
+            model,
+            created: unix_now(),
+            markers: tool_format
+                .map(|f| special_markers(&info.tokenizer, f.markers()))
+                .unwrap_or_default(),
+            tokenizer: info.tokenizer.clone(),
+            tool_format,
+            logprobs,
+            reasoning: thinks_in_tags(info),
+        }
+    }
+}
+
+/// Whether the registry says this model writes `<think>` reasoning.
+pub(crate) fn thinks_in_tags(info: &lathe_engine::ModelInfo) -> bool {
+    info.entry
+        .as_ref()
+        .is_some_and(|e| e.reasoning == "think_tags")
 }
 
 pub async fn chat_completions(
@@ -46,18 +80,13 @@ pub async fn chat_completions(
     })
     .await?;
     let info = state.engine()?.info().clone();
-    let ctx = ChatContext {
-        id: random_id("chatcmpl-", 24),
-        model: valid.model.clone(),
-        created: unix_now(),
-        markers: valid
-            .tool_format
-            .map(|f| special_markers(&info.tokenizer, f.markers()))
-            .unwrap_or_default(),
-        tokenizer: info.tokenizer.clone(),
-        tool_format: valid.tool_format,
-        logprobs: valid.sampling.params.logprobs.is_some(),
-    };
+    let ctx = ChatContext::new(
+        "chatcmpl-",
+        valid.model.clone(),
+        &info,
+        valid.tool_format,
+        valid.sampling.params.logprobs.is_some(),
+    );
     let gen = Generation::start(&state, &ctx.id, arrived, jobs)?;
     if valid.sampling.stream {
         return Ok(sse_response(ChatStream::new(
@@ -73,9 +102,11 @@ pub async fn chat_completions(
     Ok(resp)
 }
 
-/// Per-choice parsing state shared by both response shapes.
+/// Per-choice parsing state shared by every response shape: reasoning split off first, then
+/// tool calls parsed out of the answer.
 pub(crate) struct ChoiceState {
     parser: Option<Box<dyn ToolParser>>,
+    thinking: Option<ThinkSplitter>,
     pub calls: usize,
     pub finished: Option<Finished>,
 }
@@ -84,6 +115,7 @@ impl ChoiceState {
     pub fn new(ctx: &ChatContext) -> Self {
         Self {
             parser: ctx.tool_format.map(|f| f.parser()),
+            thinking: ctx.reasoning.then(ThinkSplitter::new),
             calls: 0,
             finished: None,
         }
@@ -102,6 +134,9 @@ impl ChoiceState {
 
     pub fn on_finish(&mut self, f: Finished) -> Vec<ParseEvent> {
         let mut ev = self.feed(&f.text);
+        if let Some(tail) = self.thinking.as_mut().map(ThinkSplitter::finish) {
+            ev.extend(self.classified(tail));
+        }
         if let Some(p) = &mut self.parser {
             let tail = p.finish();
             self.calls += tail
@@ -115,6 +150,24 @@ impl ChoiceState {
     }
 
     fn feed(&mut self, text: &str) -> Vec<ParseEvent> {
+        match self.thinking.as_mut().map(|t| t.push(text)) {
+            Some(pieces) => self.classified(pieces),
+            None => self.parse(text),
+        }
+    }
+
+    fn classified(&mut self, pieces: Vec<Piece>) -> Vec<ParseEvent> {
+        let mut out = Vec::new();
+        for p in pieces {
+            match p {
+                Piece::Reasoning(r) => out.push(ParseEvent::Reasoning(r)),
+                Piece::Answer(a) => out.extend(self.parse(&a)),
+            }
+        }
+        out
+    }
+
+    fn parse(&mut self, text: &str) -> Vec<ParseEvent> {
         match &mut self.parser {
             Some(p) => {
                 let ev = p.push(text);
@@ -191,12 +244,20 @@ async fn collect(
             usage = Usage::new(f.prompt_tokens, 0, f.cached_tokens);
         }
         usage.completion_tokens += f.completion_tokens;
+        let reasoning: String = ev
+            .iter()
+            .filter_map(|e| match e {
+                ParseEvent::Reasoning(r) => Some(r.as_str()),
+                _ => None,
+            })
+            .collect();
         let (content, tool_calls) = assemble(ev);
         choices.push(ChatChoice {
             index: i,
             message: ResponseMessage {
                 role: "assistant",
                 content,
+                reasoning_content: ctx.reasoning.then_some(reasoning),
                 tool_calls,
             },
             logprobs: ctx.logprobs.then_some(lp),

@@ -90,6 +90,16 @@ impl ChatStream {
                     }],
                     ..Default::default()
                 }),
+                ParseEvent::Reasoning(r) => match deltas.last_mut() {
+                    Some(ChunkDelta {
+                        reasoning_content: Some(c),
+                        ..
+                    }) => c.push_str(&r),
+                    _ => deltas.push(ChunkDelta {
+                        reasoning_content: Some(r),
+                        ..Default::default()
+                    }),
+                },
                 ParseEvent::CallArgs { index, fragment } => deltas.push(ChunkDelta {
                     tool_calls: vec![ToolCallDelta {
                         index,
@@ -153,6 +163,8 @@ impl ChatStream {
 }
 
 impl SseSource for ChatStream {
+    type Frame = String;
+
     async fn next_batch(&mut self) -> Option<Vec<String>> {
         if self.done {
             return None;

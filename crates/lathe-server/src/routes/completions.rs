@@ -239,6 +239,8 @@ impl CompletionStream {
 }
 
 impl SseSource for CompletionStream {
+    type Frame = String;
+
     async fn next_batch(&mut self) -> Option<Vec<String>> {
         if self.done {
             return None;

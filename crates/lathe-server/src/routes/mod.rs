@@ -12,6 +12,9 @@ mod completions;
 mod health;
 mod metrics;
 mod models;
+mod responses;
+mod responses_output;
+mod responses_stream;
 mod tokenize;
 
 use std::time::Instant;
@@ -36,6 +39,7 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/completions", post(completions::completions))
+        .route("/v1/responses", post(responses::responses))
         .route("/v1/models", get(models::list))
         .route("/v1/models/{id}", get(models::get))
         .route("/tokenize", post(tokenize::tokenize))

@@ -30,6 +30,9 @@ pub enum ParseEvent {
     },
     /// More of the arguments JSON text of call `index`.
     CallArgs { index: usize, fragment: String },
+    /// Reasoning text of a thinking model (never produced by the tool parsers themselves; see
+    /// `reasoning.rs`).
+    Reasoning(String),
 }
 
 /// Incremental parser of one generation.
@@ -97,6 +100,7 @@ pub fn assemble(
                     c.function.arguments.push_str(&fragment);
                 }
             }
+            ParseEvent::Reasoning(_) => {}
         }
     }
     let content = if calls.is_empty() {

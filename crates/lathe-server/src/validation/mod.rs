@@ -7,6 +7,7 @@
 pub mod chat;
 pub mod completions;
 pub mod messages;
+pub mod responses;
 
 use lathe_core::SamplingParams;
 
