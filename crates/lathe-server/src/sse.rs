@@ -69,11 +69,12 @@ pub fn sse_response<S: SseSource>(source: S) -> Response {
         });
     let done = S::DONE_MARKER.then(|| SseFrame::from("[DONE]".to_string()));
     let events = guarded.chain(stream::iter(done)).map(|f| {
-        let mut ev = Event::default().data(f.data);
-        if let Some(name) = f.event {
-            ev = ev.event(name);
-        }
-        Ok::<_, Infallible>(ev)
+        // The name goes first: clients read `event:` as the header of the `data:` after it.
+        let ev = match f.event {
+            Some(name) => Event::default().event(name),
+            None => Event::default(),
+        };
+        Ok::<_, Infallible>(ev.data(f.data))
     });
     let mut resp = Sse::new(events).into_response();
     resp.extensions_mut().insert(LoggedByGeneration);

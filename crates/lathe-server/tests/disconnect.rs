@@ -25,9 +25,9 @@ async fn dropping_the_stream_cancels_and_frees_blocks() {
     let state = AppState::new(engine.clone(), ServerOptions::default());
     let app = lathe_server::app(state.clone());
 
-    for path in ["/v1/chat/completions", "/v1/completions"] {
+    for path in ["/v1/chat/completions", "/v1/completions", "/v1/responses"] {
         let body = json!({"messages": [{"role": "user", "content": "Write a long story."}], "prompt": "Once upon a time",
-            "max_tokens": 1000, "ignore_eos": true, "stream": true});
+            "input": "Write a long story.", "max_tokens": 1000, "max_output_tokens": 1000, "ignore_eos": true, "stream": true});
         let req = Request::builder()
             .method("POST")
             .uri(path)
@@ -43,10 +43,16 @@ async fn dropping_the_stream_cancels_and_frees_blocks() {
                 seen += 1;
             }
         }
-        assert!(
-            stats.free_blocks.load(Ordering::Relaxed) < total,
-            "a running request holds blocks"
-        );
+        // Stats are published after each engine step, so give the step that sent the first
+        // tokens a moment to finish.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while stats.free_blocks.load(Ordering::Relaxed) == total {
+            assert!(
+                Instant::now() < deadline,
+                "{path}: a running request holds blocks"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         drop(body); // the client goes away
 
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -75,4 +81,50 @@ async fn dropping_the_stream_cancels_and_frees_blocks() {
         ))
         .unwrap();
     assert_eq!(app.oneshot(req).await.unwrap().status(), 200);
+}
+
+/// A failure after a Responses stream started (here the engine shuts down under it) ends the
+/// stream with `response.failed` carrying an error code, not a torn connection.
+#[tokio::test]
+async fn a_stream_cut_by_shutdown_ends_with_response_failed() {
+    let engine = lathe_engine::start(EngineConfig {
+        max_model_len: Some(2048),
+        cpu_kv_cache_bytes: 64 << 20,
+        ..Default::default()
+    })
+    .expect("the default model loads");
+    let app = lathe_server::app(AppState::new(engine.clone(), ServerOptions::default()));
+    let body = json!({"input": "Write a long story.", "max_output_tokens": 1000, "ignore_eos": true, "stream": true});
+    let req = Request::builder()
+        .method("POST")
+        .uri("/v1/responses")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let resp = app.oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    let mut text = String::new();
+    while !text.contains("response.output_text.delta") {
+        let frame = body.frame().await.expect("stream ended early").unwrap();
+        if let Ok(data) = frame.into_data() {
+            text.push_str(std::str::from_utf8(&data).unwrap());
+        }
+    }
+    engine.shutdown();
+    let rest = tokio::time::timeout(Duration::from_secs(30), body.collect())
+        .await
+        .expect("the stream ends after shutdown")
+        .unwrap()
+        .to_bytes();
+    text.push_str(std::str::from_utf8(&rest).unwrap());
+    let last = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .last()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(last).unwrap();
+    assert_eq!(v["type"], "response.failed", "{v}");
+    assert_eq!(v["response"]["status"], "failed");
+    assert!(v["response"]["error"]["code"].is_string(), "{v}");
+    assert!(v["response"]["error"]["message"].is_string(), "{v}");
 }

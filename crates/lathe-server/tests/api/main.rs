@@ -7,4 +7,5 @@ mod chat;
 mod completions;
 mod errors;
 mod misc;
+mod responses;
 mod tools;
