@@ -32,15 +32,28 @@ pub struct ServeArgs {
     /// Largest request body in bytes.
     #[arg(long, default_value_t = 16 << 20)]
     pub max_body_bytes: usize,
+    /// Temperature for requests that do not set one (OpenAI's default is 1.0). Agent frontends
+    /// such as Codex CLI send none; 0 makes their runs greedy and repeatable.
+    #[arg(long)]
+    pub default_temperature: Option<f32>,
+    /// Output-token limit for requests that do not set one (default: the rest of the context
+    /// window).
+    #[arg(long)]
+    pub default_max_tokens: Option<usize>,
 }
 
 pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    if let Some(t) = a.default_temperature.filter(|t| !(0.0..=2.0).contains(t)) {
+        anyhow::bail!("--default-temperature must be in [0, 2], got {t}");
+    }
     let options = ServerOptions {
         api_key: a.api_key.clone().filter(|k| !k.is_empty()),
         served_model_names: a.served_model_name.clone(),
         engine_slots: a.engine.max_num_seqs,
         max_queue: a.max_queue,
         max_body_bytes: a.max_body_bytes,
+        default_temperature: a.default_temperature,
+        default_max_tokens: a.default_max_tokens.filter(|&n| n > 0),
         ..ServerOptions::default()
     };
     let addr: SocketAddr = tokio::net::lookup_host((a.host.as_str(), a.port))

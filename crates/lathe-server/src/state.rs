@@ -31,6 +31,10 @@ pub struct ServerOptions {
     pub max_body_bytes: usize,
     /// Largest `n` (choices per request).
     pub max_n: usize,
+    /// Temperature of requests that set none (OpenAI's default, 1.0, when `None`).
+    pub default_temperature: Option<f32>,
+    /// Output limit of requests that set none (the rest of the context window when `None`).
+    pub default_max_tokens: Option<usize>,
 }
 
 impl Default for ServerOptions {
@@ -42,6 +46,8 @@ impl Default for ServerOptions {
             max_queue: 256,
             max_body_bytes: 16 << 20,
             max_n: 16,
+            default_temperature: None,
+            default_max_tokens: None,
         }
     }
 }

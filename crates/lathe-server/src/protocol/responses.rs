@@ -30,8 +30,6 @@ pub struct ResponsesRequest {
     pub reasoning: Option<Value>,
     pub metadata: Option<Value>,
     pub user: Option<String>,
-    pub temperature: Option<f32>,
-    pub top_p: Option<f32>,
 }
 
 /// `text`: the output format (and verbosity, ignored).

@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::messages::{normalize, TemplateCaps};
-use super::{check_top_logprobs, fit_context, sampling, tokenize_error, ValidSampling};
+use super::{check_top_logprobs, sampling, tokenize_error, ValidSampling};
 use crate::constrained::{json_grammar, CompiledGrammar};
 use crate::error::ApiError;
 use crate::protocol::{ChatCompletionRequest, FunctionDef, SamplingFields, ToolChoice};
@@ -158,12 +158,7 @@ pub fn prepare(state: &AppState, v: &ValidChat) -> Result<Prepared, ApiError> {
         .tokenizer
         .encode(&text, false)
         .map_err(tokenize_error)?;
-    let max_tokens = fit_context(
-        prompt.len(),
-        v.sampling.max_tokens,
-        info.max_model_len,
-        "messages",
-    )?;
+    let max_tokens = v.sampling.fit(prompt.len(), info.max_model_len, "messages")?;
     let params = lathe_core::SamplingParams {
         max_tokens,
         ..v.sampling.params.clone()

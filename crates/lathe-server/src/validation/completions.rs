@@ -1,6 +1,6 @@
 //! `/v1/completions` requests → `ValidCompletion` → one prepared prompt per input prompt.
 
-use super::{check_top_logprobs, fit_context, sampling, tokenize_error, ValidSampling};
+use super::{check_top_logprobs, sampling, tokenize_error, ValidSampling};
 use crate::error::ApiError;
 use crate::protocol::{CompletionRequest, PromptField, SamplingFields};
 use crate::state::AppState;
@@ -143,12 +143,7 @@ pub fn prepare(state: &AppState, v: &ValidCompletion) -> Result<Vec<PreparedProm
                 "the prompt is empty",
             ));
         }
-        let max_tokens = fit_context(
-            prompt.len(),
-            v.sampling.max_tokens,
-            info.max_model_len,
-            "prompt",
-        )?;
+        let max_tokens = v.sampling.fit(prompt.len(), info.max_model_len, "prompt")?;
         let params = lathe_core::SamplingParams {
             max_tokens,
             ..v.sampling.params.clone()

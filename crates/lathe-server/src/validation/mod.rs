@@ -22,7 +22,10 @@ const MAX_STOP: usize = 16;
 #[derive(Debug, Clone)]
 pub struct ValidSampling {
     pub params: SamplingParams,
+    /// What the request asked for.
     pub max_tokens: Option<usize>,
+    /// The server's limit for requests that set none (`--default-max-tokens`).
+    pub default_max_tokens: Option<usize>,
     pub n: usize,
     pub stream: bool,
     pub include_usage: bool,
@@ -81,7 +84,10 @@ pub fn sampling(
     let defaults = SamplingParams::default();
     let params = SamplingParams {
         max_tokens: max_tokens.unwrap_or(1),
-        temperature: f.temperature.unwrap_or(defaults.temperature),
+        temperature: f
+            .temperature
+            .or(opts.default_temperature)
+            .unwrap_or(defaults.temperature),
         top_k,
         top_p: f.top_p.unwrap_or(defaults.top_p),
         min_p: f.min_p.unwrap_or(defaults.min_p),
@@ -103,10 +109,28 @@ pub fn sampling(
     Ok(ValidSampling {
         params,
         max_tokens,
+        default_max_tokens: opts.default_max_tokens,
         n,
         stream,
         include_usage,
     })
+}
+
+impl ValidSampling {
+    /// The output budget for a prompt of `prompt_len` tokens (see [`fit_context`]); without an
+    /// explicit `max_tokens`, the server default caps what the window leaves.
+    pub fn fit(
+        &self,
+        prompt_len: usize,
+        max_model_len: usize,
+        prompt_param: &str,
+    ) -> Result<usize, ApiError> {
+        let room = fit_context(prompt_len, self.max_tokens, max_model_len, prompt_param)?;
+        Ok(match (self.max_tokens, self.default_max_tokens) {
+            (None, Some(d)) => room.min(d),
+            _ => room,
+        })
+    }
 }
 
 /// Settles `max_tokens` against the context window: the prompt must leave room, and an

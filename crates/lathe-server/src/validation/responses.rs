@@ -181,7 +181,6 @@ pub fn validate(state: &AppState, body: &Value) -> Result<ValidResponses, ApiErr
     };
     let (chat_req, fields) = parse(&chat).map_err(responses_error)?;
     let valid = validate_chat(state, chat_req, fields).map_err(responses_error)?;
-    let defaults = lathe_core::SamplingParams::default();
     let echo = Echo {
         instructions: req.instructions.clone(),
         max_output_tokens: req.max_output_tokens,
@@ -189,8 +188,8 @@ pub fn validate(state: &AppState, body: &Value) -> Result<ValidResponses, ApiErr
         parallel_tool_calls: req.parallel_tool_calls.unwrap_or(true),
         reasoning: req.reasoning.clone().unwrap_or(Value::Null),
         store: req.store.unwrap_or(false),
-        temperature: req.temperature.unwrap_or(defaults.temperature),
-        top_p: req.top_p.unwrap_or(defaults.top_p),
+        temperature: valid.sampling.params.temperature,
+        top_p: valid.sampling.params.top_p,
         text: req
             .text
             .as_ref()

@@ -145,3 +145,30 @@ async fn tokenize_and_detokenize_round_trip() {
     let (s, _) = post(&app, "/tokenize", json!({})).await;
     assert_eq!(s, 400);
 }
+
+/// `--default-temperature` / `--default-max-tokens` apply to requests that set neither (agent
+/// frontends send no sampling fields), and never override what a request says.
+#[tokio::test]
+async fn server_defaults_fill_in_unset_sampling_fields() {
+    let app = lathe_server::app(state_with(lathe_server::ServerOptions {
+        default_temperature: Some(0.0),
+        default_max_tokens: Some(5),
+        ..Default::default()
+    }));
+    let req = serde_json::json!({"input": "Tell me a story.", "ignore_eos": true});
+    let (s1, a) = post(&app, "/v1/responses", req.clone()).await;
+    let (s2, b) = post(&app, "/v1/responses", req).await;
+    assert_eq!((s1.as_u16(), s2.as_u16()), (200, 200), "{a} {b}");
+    assert_eq!(a["usage"]["output_tokens"], 5, "{a}");
+    assert_eq!(a["temperature"], 0.0);
+    let text = |r: &serde_json::Value| r["output"][0]["content"][0]["text"].clone();
+    assert!(text(&a).is_string(), "{a}");
+    assert_eq!(text(&a), text(&b), "greedy by default: the same text twice");
+    let (_, c) = post(
+        &app,
+        "/v1/chat/completions",
+        serde_json::json!({"messages": user("Tell me a story."), "max_tokens": 7, "ignore_eos": true}),
+    )
+    .await;
+    assert_eq!(c["usage"]["completion_tokens"], 7, "{c}");
+}
