@@ -169,6 +169,67 @@ def json_schema_response(ctx):
     assert isinstance(v["age"], int) and 0 <= v["age"] <= 150, v
 
 
+RESPONSES_WEATHER_TOOL = {"type": "function", **WEATHER_TOOL["function"]}
+
+
+@check
+def responses_text_and_stream_helper(ctx):
+    r = ctx.client.responses.create(model=ctx.model, input="Say hello.", max_output_tokens=64, temperature=0, store=False)
+    assert r.object == "response" and r.status in ("completed", "incomplete"), r
+    assert r.output_text, r
+    assert r.usage.total_tokens == r.usage.input_tokens + r.usage.output_tokens, r.usage
+    # The SDK's stream helper rebuilds the response from the events; it must agree with the
+    # final response.completed/incomplete the server sent.
+    with ctx.client.responses.stream(
+        model=ctx.model, input="Say hello.", max_output_tokens=64, temperature=0, store=False
+    ) as stream:
+        deltas = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
+        final = stream.get_final_response()
+    assert final.output_text == deltas == r.output_text, (final.output_text, deltas, r.output_text)
+
+
+@check
+def responses_tool_round_trip(ctx):
+    first = ctx.client.responses.create(
+        model=ctx.model,
+        input=[{"role": "user", "content": "What's the weather in Paris?"}],
+        tools=[RESPONSES_WEATHER_TOOL],
+        tool_choice="required",
+        parallel_tool_calls=False,
+        max_output_tokens=128,
+        temperature=0,
+        store=False,
+    )
+    call = first.output[0]
+    assert call.type == "function_call" and call.name == "get_weather", first.output
+    args = json.loads(call.arguments)
+    assert set(args) == {"city", "unit"}, args
+    second = ctx.client.responses.create(
+        model=ctx.model,
+        input=[
+            {"role": "user", "content": "What's the weather in Paris?"},
+            call,
+            {"type": "function_call_output", "call_id": call.call_id, "output": "Sunny, 24 C."},
+        ],
+        tools=[RESPONSES_WEATHER_TOOL],
+        tool_choice="none",
+        max_output_tokens=24,
+        temperature=0,
+        store=False,
+    )
+    assert second.output[0].type == "message" and second.output_text, second.output
+
+
+@check
+def responses_previous_response_id_is_a_clear_400(ctx):
+    try:
+        ctx.client.responses.create(model=ctx.model, input="hi", previous_response_id="resp_x")
+    except openai.BadRequestError as e:
+        assert "previous_response_id" in str(e), str(e)
+        return
+    raise AssertionError("previous_response_id must be refused: lathe stores nothing")
+
+
 @check
 def sixteen_concurrent_streams(ctx):
     def one(i):
