@@ -16,7 +16,7 @@
 //! matmul) runs its job inline instead of queueing behind it.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 static THREADS: AtomicUsize = AtomicUsize::new(0);
@@ -32,8 +32,11 @@ pub fn set_num_threads(n: usize) {
 
 /// The number of threads the kernels use (default: `available_parallelism`).
 pub fn num_threads() -> usize {
-    match THREADS.load(SeqCst) {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    // Read once: on Linux `available_parallelism` opens cgroup files on every call, which
+    // cost more than a decode step's matmuls when asked per kernel call.
+    static DEFAULT: OnceLock<usize> = OnceLock::new();
+    match THREADS.load(Relaxed) {
+        0 => *DEFAULT.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         n => n,
     }
 }
