@@ -245,6 +245,60 @@ fn thread_count_does_not_change_results() {
     assert!(cpu::num_threads() >= 1);
 }
 
+/// Stacked matrices (fused q/k/v, gate/up) give the parts' outputs side by side, bit for bit.
+#[test]
+fn concat_rows_equals_the_parts() {
+    for f in LEGACY.iter().chain(&KQUANT).copied() {
+        let cols = if KQUANT.contains(&f) { 512 } else { 576 };
+        let sizes = [64, 32, 19];
+        let parts: Vec<QuantMatrix> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &rows)| {
+                let data = random_matrix(f, rows, cols, 40 + i as u64);
+                QuantMatrix::from_gguf_blocks(f, rows, cols, &data).unwrap()
+            })
+            .collect();
+        let refs: Vec<&QuantMatrix> = parts.iter().collect();
+        let all = QuantMatrix::concat_rows(&refs).unwrap();
+        assert_eq!((all.rows(), all.cols()), (115, cols));
+        let m = 5;
+        let x = random_x(m, cols, 9);
+        let mut y = vec![0f32; m * 115];
+        all.matmul(&x, m, &mut y);
+        let mut at = 0;
+        for p in &parts {
+            let mut yp = vec![0f32; m * p.rows()];
+            p.matmul(&x, m, &mut yp);
+            for r in 0..m {
+                assert!(
+                    yp[r * p.rows()..(r + 1) * p.rows()]
+                        == y[r * 115 + at..r * 115 + at + p.rows()],
+                    "{f:?}"
+                );
+            }
+            at += p.rows();
+        }
+        // A part that does not fill its tiles may only come last; formats must agree.
+        assert!(QuantMatrix::concat_rows(&[&parts[2], &parts[0]]).is_none());
+    }
+    let a = QuantMatrix::from_gguf_blocks(
+        QuantFormat::Q4_0,
+        16,
+        64,
+        &random_matrix(QuantFormat::Q4_0, 16, 64, 1),
+    )
+    .unwrap();
+    let b = QuantMatrix::from_gguf_blocks(
+        QuantFormat::Q8_0,
+        16,
+        64,
+        &random_matrix(QuantFormat::Q8_0, 16, 64, 2),
+    )
+    .unwrap();
+    assert!(QuantMatrix::concat_rows(&[&a, &b]).is_none());
+}
+
 #[test]
 fn matches_candle_qmatmul() {
     let cases = [

@@ -18,15 +18,18 @@
 //! activation quantization (about 1e-2 relative, like llama.cpp's q8_1).
 
 mod act;
+pub mod attention;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+pub mod elementwise;
 pub mod formats;
 mod op;
 pub(crate) mod pack;
 mod pool;
 mod scalar;
+mod simd;
 
 pub use formats::{dequantize_gguf, QuantFormat};
 pub use op::QuantMatMul;
@@ -149,6 +152,21 @@ impl QuantMatrix {
         Self::from_gguf_blocks(format, rows, cols, &data)
             .map(Some)
             .map_err(candle_core::Error::msg)
+    }
+
+    /// The rows of `parts` stacked into one matrix, so that linears over the same input run
+    /// as one matmul (one activation quantization, one thread hand-off). `None` unless all
+    /// share format and width and every part but the last has a multiple of 16 rows.
+    pub fn concat_rows(parts: &[&QuantMatrix]) -> Option<QuantMatrix> {
+        let format = parts.first()?.format;
+        if parts.iter().any(|p| p.format != format) {
+            return None;
+        }
+        let packed: Vec<&Packed> = parts.iter().map(|p| &p.packed).collect();
+        Some(QuantMatrix {
+            format,
+            packed: pack::concat_rows(&packed)?,
+        })
     }
 
     pub fn format(&self) -> QuantFormat {

@@ -129,6 +129,35 @@ impl Packed {
     }
 }
 
+/// Stacks matrices of one format and width along rows (q/k/v or gate/up as one matmul).
+/// Every part but the last must fill its tiles (`rows % TILE == 0`); `None` otherwise.
+pub(crate) fn concat_rows(parts: &[&Packed]) -> Option<Packed> {
+    let first = parts.first()?;
+    if parts[..parts.len() - 1].iter().any(|p| p.rows % TILE != 0)
+        || parts
+            .iter()
+            .any(|p| (p.cols, p.tile_bytes) != (first.cols, first.tile_bytes))
+    {
+        return None;
+    }
+    let tiles: usize = parts.iter().map(|p| p.tiles).sum();
+    let mut out = Packed {
+        rows: parts.iter().map(|p| p.rows).sum(),
+        cols: first.cols,
+        groups: first.groups,
+        tiles,
+        tile_bytes: first.tile_bytes,
+        buf: vec![Line([0; 64]); (tiles * first.tile_bytes).div_ceil(64)],
+    };
+    let mut at = 0;
+    let bytes = out.bytes_mut();
+    for p in parts {
+        bytes[at..at + p.bytes().len()].copy_from_slice(p.bytes());
+        at += p.bytes().len();
+    }
+    Some(out)
+}
+
 /// Byte offset of value `e` of row `r` inside a group's `q` area, and its nibble shift.
 #[inline(always)]
 pub(crate) fn q_pos<K: Kind>(r: usize, e: usize) -> (usize, u32) {

@@ -3,7 +3,7 @@
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 
-use super::{cpu_slice, dispatch_float};
+use super::{as_f32, as_f32_mut, cpu_slice, dispatch_float};
 use crate::reference::{self, Element};
 
 /// `[T, 2I] -> [T, I]` with the gate in the first half of each row.
@@ -19,7 +19,11 @@ impl CustomOp1 for SiluAndMul {
         let inter = two_i / 2;
         dispatch_float!(x.dtype(), T => {
             let mut out = vec![T::from_f32(0.0); t * inter];
-            reference::silu_and_mul(cpu_slice::<T>(x, x_l)?, inter, &mut out);
+            let xs = cpu_slice::<T>(x, x_l)?;
+            match (as_f32(xs), as_f32_mut(&mut out)) {
+                (Some(xs), Some(o)) => crate::cpu::elementwise::silu_and_mul(xs, inter, o),
+                _ => reference::silu_and_mul(xs, inter, &mut out),
+            }
             Ok((candle_core::WithDType::to_cpu_storage_owned(out), Shape::from((t, inter))))
         })
     }

@@ -71,6 +71,23 @@ mut_slice!(f32, F32);
 mut_slice!(half::f16, F16);
 mut_slice!(half::bf16, BF16);
 
+/// The same slice as `&mut [f32]` when `T` is f32: the dtype-generic ops take lathe's
+/// vectorized CPU kernels (`crate::cpu`) for f32 and the reference twins otherwise.
+pub(crate) fn as_f32_mut<T: 'static>(s: &mut [T]) -> Option<&mut [f32]> {
+    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()).then(|| {
+        // SAFETY: T is f32 (checked just above).
+        unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr() as *mut f32, s.len()) }
+    })
+}
+
+/// `&[f32]` when `T` is f32 (see [`as_f32_mut`]).
+pub(crate) fn as_f32<T: 'static>(s: &[T]) -> Option<&[f32]> {
+    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()).then(|| {
+        // SAFETY: T is f32 (checked just above).
+        unsafe { std::slice::from_raw_parts(s.as_ptr() as *const f32, s.len()) }
+    })
+}
+
 /// Expands `$body` once per float dtype with `$T` bound to the element type.
 macro_rules! dispatch_float {
     ($dtype:expr, $T:ident => $body:expr) => {

@@ -3,7 +3,7 @@
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
-use super::{cpu_slice, dispatch_float};
+use super::{as_f32_mut, cpu_slice, dispatch_float};
 use crate::reference::{self, Element};
 
 /// Output `[2, T, H]`: `[0]` the normed rows, `[1]` the new residual (`x + residual`). One
@@ -30,14 +30,25 @@ impl CustomOp3 for AddRmsNorm {
         dispatch_float!(x.dtype(), T => {
             let mut out = vec![T::from_f32(0.0); 2 * t * h];
             let (normed, residual) = out.split_at_mut(t * h);
-            reference::add_rms_norm(
+            if let Some(normed) = as_f32_mut(normed) {
+                crate::cpu::elementwise::add_rms_norm(
+                    cpu_slice::<f32>(x, x_l)?,
+                    cpu_slice::<f32>(r, r_l)?,
+                    cpu_slice::<f32>(w, w_l)?,
+                    self.eps,
+                    normed,
+                    as_f32_mut(residual).unwrap(),
+                );
+            } else {
+                reference::add_rms_norm(
                 cpu_slice::<T>(x, x_l)?,
                 cpu_slice::<T>(r, r_l)?,
                 cpu_slice::<T>(w, w_l)?,
                 self.eps,
-                normed,
-                residual,
-            );
+                    normed,
+                    residual,
+                );
+            }
             Ok((candle_core::WithDType::to_cpu_storage_owned(out), Shape::from((2, t, h))))
         })
     }

@@ -3,7 +3,7 @@
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 
-use super::{cpu_slice, dispatch_float, with_cpu_slice};
+use super::{as_f32, as_f32_mut, cpu_slice, dispatch_float, with_cpu_slice};
 use crate::reference::{self, AttentionOptions, AttentionShape, PagedBatch};
 
 /// The batch layout tensors shared by every layer of one step.
@@ -85,9 +85,15 @@ impl CustomOp1 for PagedAttention {
                         let mut out = vec![<T as reference::Element>::from_f32(0.0); qs.len()];
                         with_cpu_slice::<T, _>(&self.k_cache, |k| {
                             with_cpu_slice::<T, _>(&self.v_cache, |v| {
-                                reference::paged_attention(
-                                    qs, k, v, &batch, sinks.as_deref(), &self.shape(), &self.options(), &mut out,
-                                );
+                                let (sh, op) = (self.shape(), self.options());
+                                match (as_f32(qs), as_f32(k), as_f32(v), as_f32_mut(&mut out)) {
+                                    (Some(qs), Some(k), Some(v), Some(o)) => crate::cpu::attention::paged_attention(
+                                        qs, k, v, &batch, sinks.as_deref(), &sh, &op, o,
+                                    ),
+                                    _ => reference::paged_attention(
+                                        qs, k, v, &batch, sinks.as_deref(), &sh, &op, &mut out,
+                                    ),
+                                }
                                 Ok(())
                             })
                         })?;

@@ -3,7 +3,7 @@
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, InplaceOp3, Layout, Result, Tensor};
 
-use super::{cpu_slice, cpu_slice_mut, dispatch_float};
+use super::{as_f32_mut, cpu_slice, cpu_slice_mut, dispatch_float};
 use crate::reference::{self, RopeStyle};
 
 /// In place on x `[T, heads, head_dim]`, operands positions u32 `[T]` and cos_sin f32
@@ -32,7 +32,14 @@ impl InplaceOp3 for Rope {
         let cos_sin = cpu_slice::<f32>(cs, cs_l)?;
         dispatch_float!(x.dtype(), T => {
             let xs = cpu_slice_mut::<T>(x, x_l)?;
-            reference::rope(xs, positions, cos_sin, self.head_dim, self.rotary_dim, self.style);
+            match as_f32_mut(xs) {
+                Some(xs) => crate::cpu::elementwise::rope(
+                    xs, positions, cos_sin, self.head_dim, self.rotary_dim, self.style,
+                ),
+                None => reference::rope(
+                    xs, positions, cos_sin, self.head_dim, self.rotary_dim, self.style,
+                ),
+            }
             Ok(())
         })
     }
