@@ -1,6 +1,8 @@
 //! Helpers shared by the engine's end-to-end tests on the real default model.
 #![allow(dead_code)]
 
+pub mod oracle;
+
 use lathe_core::SamplingParams;
 use lathe_engine::{EngineConfig, EngineHandle, GenerateRequest, Generated, StreamEvent};
 

@@ -11,7 +11,8 @@ use super::Arch;
 use crate::batch::BatchMetadata;
 use crate::kv_cache::{KvCache, KvCacheSpec};
 use crate::layers::{
-    Embedding, GatedMlp, Linear, PagedAttentionLayer, RmsNorm, RopeScaling, RotaryEmbedding,
+    Embedding, GatedMlp, Linear, LinearGroup, PagedAttentionLayer, RmsNorm, RopeScaling,
+    RotaryEmbedding,
 };
 use crate::loader::Weights;
 use crate::model::{CausalLm, ModelSpec};
@@ -165,9 +166,8 @@ impl LlamaConfig {
 
 struct DecoderLayer {
     input_norm: RmsNorm,
-    q: Linear,
-    k: Linear,
-    v: Linear,
+    /// q, k and v projections, fused into one matmul where possible.
+    qkv: LinearGroup,
     o: Linear,
     attn: PagedAttentionLayer,
     post_norm: RmsNorm,
@@ -203,20 +203,22 @@ impl Llama {
             attn.options.sliding_window = cfg.sliding_window;
             layers.push(DecoderLayer {
                 input_norm: RmsNorm::new(w.tensor(&format!("{p}.input_layernorm.weight"))?, eps),
-                q: w.linear(&format!("{p}.self_attn.q_proj"), cfg.attention_bias)?,
-                k: w.linear(&format!("{p}.self_attn.k_proj"), cfg.attention_bias)?,
-                v: w.linear(&format!("{p}.self_attn.v_proj"), cfg.attention_bias)?,
+                qkv: LinearGroup::new(vec![
+                    w.linear(&format!("{p}.self_attn.q_proj"), cfg.attention_bias)?,
+                    w.linear(&format!("{p}.self_attn.k_proj"), cfg.attention_bias)?,
+                    w.linear(&format!("{p}.self_attn.v_proj"), cfg.attention_bias)?,
+                ])?,
                 o: w.linear(&format!("{p}.self_attn.o_proj"), false)?,
                 attn,
                 post_norm: RmsNorm::new(
                     w.tensor(&format!("{p}.post_attention_layernorm.weight"))?,
                     eps,
                 ),
-                mlp: GatedMlp {
-                    gate: w.linear(&format!("{p}.mlp.gate_proj"), false)?,
-                    up: w.linear(&format!("{p}.mlp.up_proj"), false)?,
-                    down: w.linear(&format!("{p}.mlp.down_proj"), false)?,
-                },
+                mlp: GatedMlp::new(
+                    w.linear(&format!("{p}.mlp.gate_proj"), false)?,
+                    w.linear(&format!("{p}.mlp.up_proj"), false)?,
+                    w.linear(&format!("{p}.mlp.down_proj"), false)?,
+                )?,
             });
         }
         let embed = Embedding::new(w.tensor("model.embed_tokens.weight")?);
@@ -281,9 +283,11 @@ impl Llama {
             self.cfg.num_key_value_heads,
             self.cfg.head_dim,
         );
-        let q = layer.q.forward(x)?.reshape((t, h, d))?.contiguous()?;
-        let k = layer.k.forward(x)?.reshape((t, kvh, d))?.contiguous()?;
-        let v = layer.v.forward(x)?.reshape((t, kvh, d))?;
+        let qkv = layer.qkv.forward(x)?;
+        // rope rotates in place: q and k need storage of their own (copied out of a fused qkv).
+        let q = qkv[0].contiguous()?.reshape((t, h, d))?;
+        let k = qkv[1].contiguous()?.reshape((t, kvh, d))?;
+        let v = qkv[2].reshape((t, kvh, d))?;
         self.rotary.apply(&q, &k, &batch.positions)?;
         let y = layer.attn.forward(&q, &k, &v, kv, batch)?;
         layer.o.forward(&y)

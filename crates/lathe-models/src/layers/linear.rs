@@ -44,6 +44,41 @@ impl Linear {
         Ok(Self::new(QMatMul::from_arc(q)?, bias))
     }
 
+    /// One linear computing all of `parts` (outputs side by side, in order), when all run on
+    /// lathe's kernels in one format and width; `None` otherwise (the caller keeps them apart).
+    pub fn fuse(parts: &[&Linear]) -> Result<Option<Linear>> {
+        let mut mats = Vec::with_capacity(parts.len());
+        for p in parts {
+            match &p.weight {
+                Weight::Lathe(m) => mats.push(m.as_ref()),
+                Weight::Candle(_) => return Ok(None),
+            }
+        }
+        let Some(m) = QuantMatrix::concat_rows(&mats) else {
+            return Ok(None);
+        };
+        let bias = if parts.iter().all(|p| p.bias.is_none()) {
+            None
+        } else if parts.iter().all(|p| p.bias.is_some()) {
+            let b: Vec<&Tensor> = parts.iter().filter_map(|p| p.bias.as_ref()).collect();
+            Some(Tensor::cat(&b, 0)?)
+        } else {
+            return Ok(None);
+        };
+        Ok(Some(Self {
+            weight: Weight::Lathe(Arc::new(m)),
+            bias,
+        }))
+    }
+
+    /// Output features, where known without running (lathe's kernels).
+    pub fn out_features(&self) -> Option<usize> {
+        match &self.weight {
+            Weight::Lathe(m) => Some(m.rows()),
+            Weight::Candle(_) => None,
+        }
+    }
+
     /// `x [T, in] -> [T, out]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = match &self.weight {

@@ -2,20 +2,25 @@
 
 use candle_core::{Result, Tensor};
 
-use super::Linear;
+use super::{Linear, LinearGroup};
 
 #[derive(Debug, Clone)]
 pub struct GatedMlp {
-    pub gate: Linear,
-    pub up: Linear,
+    /// Gate and up projections (gate first), fused into one matmul where possible.
+    pub gate_up: LinearGroup,
     pub down: Linear,
 }
 
 impl GatedMlp {
+    pub fn new(gate: Linear, up: Linear, down: Linear) -> Result<Self> {
+        Ok(Self {
+            gate_up: LinearGroup::new(vec![gate, up])?,
+            down,
+        })
+    }
+
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let gate = self.gate.forward(x)?;
-        let up = self.up.forward(x)?;
-        let act = lathe_kernels::ops::silu_and_mul(&Tensor::cat(&[&gate, &up], 1)?)?;
+        let act = lathe_kernels::ops::silu_and_mul(&self.gate_up.forward_cat(x)?)?;
         self.down.forward(&act)
     }
 }

@@ -4,6 +4,7 @@
 mod attention;
 mod embedding;
 mod linear;
+mod linear_group;
 mod mlp;
 mod norm;
 mod rotary;
@@ -11,6 +12,7 @@ mod rotary;
 pub use attention::PagedAttentionLayer;
 pub use embedding::Embedding;
 pub use linear::Linear;
+pub use linear_group::LinearGroup;
 pub use mlp::GatedMlp;
 pub use norm::RmsNorm;
 pub use rotary::{RopeScaling, RotaryEmbedding};

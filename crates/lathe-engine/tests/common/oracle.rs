@@ -1,0 +1,111 @@
+//! The reference for the default-model oracles: candle-transformers' own quantized llama
+//! (`quantized_llama::ModelWeights`) on the same GGUF file, greedy, batch 1.
+
+use candle_core::{Device, Tensor};
+use candle_transformers::models::quantized_llama::ModelWeights;
+use lathe_engine::EngineHandle;
+
+/// Reference greedy run: per step (chosen token, full logit row).
+pub fn reference(prompt: &[u32], n: usize) -> Vec<(u32, Vec<f32>)> {
+    let path = lathe_models::default_model::default_gguf_path().unwrap();
+    let mut f = std::fs::File::open(&path).unwrap();
+    let ct = candle_core::quantized::gguf_file::Content::read(&mut f).unwrap();
+    let mut model = ModelWeights::from_gguf(ct, &mut f, &Device::Cpu).unwrap();
+    let mut out = Vec::new();
+    let mut input = prompt.to_vec();
+    let mut pos = 0;
+    for _ in 0..n {
+        let x = Tensor::new(input.as_slice(), &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        let logits: Vec<f32> = model
+            .forward(&x, pos)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        pos += input.len();
+        let tok = lathe_engine::sampler::argmax(&logits);
+        out.push((tok, logits));
+        input = vec![tok];
+    }
+    out
+}
+
+pub fn log_softmax(l: &[f32]) -> Vec<f32> {
+    let max = l.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let lse = max + l.iter().map(|x| (x - max).exp()).sum::<f32>().ln();
+    l.iter().map(|x| x - lse).collect()
+}
+
+/// The oracle prompts: two chat prompts and a raw code prefix.
+pub fn prompts(engine: &EngineHandle) -> Vec<Vec<u32>> {
+    vec![
+        super::chat_prompt(
+            engine,
+            "Write a Python function that checks whether a number is prime.",
+        ),
+        super::chat_prompt(
+            engine,
+            "What is the capital of France? Answer in one sentence.",
+        ),
+        engine
+            .info()
+            .encode_raw("fn main() {\n    let numbers = vec![1, 2, 3];\n")
+            .unwrap(),
+    ]
+}
+
+/// How close a greedy trace must stay to the reference.
+pub struct Tolerance {
+    /// |logprob − reference| of the chosen token (the first of the reported top-k).
+    pub chosen: f32,
+    /// |logprob − reference| of the other reported alternatives.
+    pub others: f32,
+    /// Largest top-2 logit gap of the reference at which the two runs may part.
+    pub tie: f32,
+}
+
+/// Compares a greedy trace of ours (token, top-2 logprobs) with the reference: tokens equal
+/// up to the end, or up to a first difference where the reference's two best logits are
+/// within `tol.tie`; up to and at that point every reported logprob within tolerance.
+/// Returns (largest logprob difference of a chosen token, tokens identical before parting).
+pub fn compare(
+    what: &str,
+    ours: &[(u32, Vec<(u32, f32)>)],
+    theirs: &[(u32, Vec<f32>)],
+    tol: &Tolerance,
+) -> (f32, usize) {
+    assert_eq!(ours.len(), theirs.len(), "{what}: lengths");
+    let mut worst = 0f32;
+    for (i, ((our_tok, our_top), (ref_tok, ref_logits))) in ours.iter().zip(theirs).enumerate() {
+        assert!(ref_logits.iter().all(|x| x.is_finite()));
+        let ref_lp = log_softmax(ref_logits);
+        for (k, &(t, lp)) in our_top.iter().enumerate() {
+            assert!(lp.is_finite(), "{what} token {i}: logprob {lp}");
+            let diff = (lp - ref_lp[t as usize]).abs();
+            let limit = if k == 0 { tol.chosen } else { tol.others };
+            if k == 0 {
+                worst = worst.max(diff);
+            }
+            assert!(
+                diff <= limit,
+                "{what} token {i}: logprob of {t} is {lp}, reference {}",
+                ref_lp[t as usize]
+            );
+        }
+        if our_tok != ref_tok {
+            let mut sorted = ref_logits.clone();
+            sorted.sort_by(|a, b| b.total_cmp(a));
+            assert!(
+                sorted[0] - sorted[1] <= tol.tie,
+                "{what}: diverged at token {i} ({our_tok} vs {ref_tok}) without a near tie (gap {})",
+                sorted[0] - sorted[1]
+            );
+            return (worst, i);
+        }
+    }
+    (worst, ours.len())
+}
