@@ -87,6 +87,7 @@ EOF
 cat >"$OUT/codex-home/config.toml" <<EOF
 model = "smollm2"
 model_provider = "lathe"
+model_context_window = 8192
 model_instructions_file = "$OUT/codex-home/instructions.md"
 web_search = "disabled"
 check_for_update_on_startup = false
