@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::chat::ChatTokenLogprob;
+pub use crate::validation::responses::Echo;
 
 /// The fields lathe reads; sampling fields (`temperature`, `top_p`, `stream`, vLLM's extras)
 /// are read from the same body as `SamplingFields`. Unknown fields are ignored.
@@ -64,21 +65,12 @@ pub struct ResponseObject {
     pub output: Vec<OutputItem>,
     pub error: Option<ResponseError>,
     pub incomplete_details: Option<IncompleteDetails>,
-    pub instructions: Option<String>,
-    pub max_output_tokens: Option<i64>,
-    pub metadata: Value,
-    pub parallel_tool_calls: bool,
     pub previous_response_id: Option<String>,
-    pub reasoning: Value,
-    pub store: bool,
-    pub temperature: f32,
-    pub top_p: f32,
-    pub text: Value,
-    pub tool_choice: Value,
-    pub tools: Vec<Value>,
     pub truncation: &'static str,
     pub usage: Option<ResponseUsage>,
-    pub user: Option<String>,
+    /// What the request set (instructions, tools, sampling, metadata, …).
+    #[serde(flatten)]
+    pub echo: Echo,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]

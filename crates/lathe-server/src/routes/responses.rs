@@ -21,7 +21,7 @@ use crate::sse::sse_response;
 use crate::state::AppState;
 use crate::tool_parsers::ParseEvent;
 use crate::validation::chat::prepare;
-use crate::validation::responses::{responses_error, validate, Echo};
+use crate::validation::responses::{responses_error, validate};
 
 pub async fn responses(
     State(state): State<AppState>,
@@ -133,7 +133,6 @@ impl ResponseRun {
         error: Option<ResponseError>,
         incomplete: Option<IncompleteDetails>,
     ) -> ResponseObject {
-        let e = &self.echo;
         let ended = status != "in_progress";
         ResponseObject {
             id: self.ctx.id.clone(),
@@ -144,21 +143,10 @@ impl ResponseRun {
             output: if ended { self.out.items.clone() } else { Vec::new() },
             error,
             incomplete_details: incomplete,
-            instructions: e.instructions.clone(),
-            max_output_tokens: e.max_output_tokens,
-            metadata: e.metadata.clone(),
-            parallel_tool_calls: e.parallel_tool_calls,
             previous_response_id: None,
-            reasoning: e.reasoning.clone(),
-            store: e.store,
-            temperature: e.temperature,
-            top_p: e.top_p,
-            text: e.text.clone(),
-            tool_choice: e.tool_choice.clone(),
-            tools: e.tools.clone(),
             truncation: "disabled",
             usage: ended.then(|| self.usage.clone()),
-            user: e.user.clone(),
+            echo: self.echo.clone(),
         }
     }
 

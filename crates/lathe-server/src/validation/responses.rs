@@ -62,8 +62,8 @@ pub struct ValidResponses {
     pub echo: Echo,
 }
 
-/// Request fields the response object repeats.
-#[derive(Debug, Clone)]
+/// Request fields the response object repeats (flattened into it).
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Echo {
     pub instructions: Option<String>,
     pub max_output_tokens: Option<i64>,
@@ -101,6 +101,18 @@ impl ToolMap {
             Some(ns) => format!("{ns}__{name}"),
             None => name.to_string(),
         }
+    }
+
+    /// Records a declared tool; returns the name the model sees.
+    fn register(&mut self, name: &str, namespace: Option<&str>, custom: bool) -> String {
+        let model_name = Self::model_name(namespace, name);
+        let entry = ToolEntry {
+            name: name.to_string(),
+            namespace: namespace.map(str::to_string),
+            custom,
+        };
+        self.entries.insert(model_name.clone(), entry);
+        model_name
     }
 
     /// The tool behind a called name; unknown names are plain functions of that name.
@@ -464,16 +476,7 @@ fn function_tool(
     at: &str,
     map: &mut ToolMap,
 ) -> Result<Value, ApiError> {
-    let name = required_str(t, "name", at)?;
-    let model_name = ToolMap::model_name(namespace, name);
-    map.entries.insert(
-        model_name.clone(),
-        ToolEntry {
-            name: name.to_string(),
-            namespace: namespace.map(str::to_string),
-            custom: false,
-        },
-    );
+    let model_name = map.register(required_str(t, "name", at)?, namespace, false);
     let mut function = json!({"name": model_name});
     for key in ["description", "parameters", "strict"] {
         if let Some(v) = t.get(key).filter(|v| !v.is_null()) {
@@ -491,16 +494,7 @@ fn custom_tool(
     at: &str,
     map: &mut ToolMap,
 ) -> Result<Value, ApiError> {
-    let name = required_str(t, "name", at)?;
-    let model_name = ToolMap::model_name(namespace, name);
-    map.entries.insert(
-        model_name.clone(),
-        ToolEntry {
-            name: name.to_string(),
-            namespace: namespace.map(str::to_string),
-            custom: true,
-        },
-    );
+    let model_name = map.register(required_str(t, "name", at)?, namespace, true);
     let mut description = t
         .get("description")
         .and_then(Value::as_str)
