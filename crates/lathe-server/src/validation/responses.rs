@@ -149,7 +149,18 @@ pub fn validate(state: &AppState, body: &Value) -> Result<ValidResponses, ApiErr
         .ok_or_else(|| ApiError::invalid("input".to_string(), "`input` is required"))?;
     let declared = req.tools.clone().unwrap_or_default();
     let (tools, map) = tools(&declared)?;
-    let (tools, tool_choice) = tool_choice(req.tool_choice.as_ref(), tools)?;
+    let (mut tools, tool_choice) = tool_choice(req.tool_choice.as_ref(), tools)?;
+    // Agent frontends always send their tools; a model that cannot call tools still answers
+    // in text when it is not forced to call one (a forced call is still refused).
+    let forced = tool_choice.as_ref().is_some_and(|c| c != "auto" && c != "none");
+    if !tools.is_empty() && !forced && !model_calls_tools(state)? {
+        tracing::info!(
+            tools = tools.len(),
+            "the model has no tool-call format: answering without the request's tools"
+        );
+        tools.clear();
+    }
+    let tool_choice = tool_choice.filter(|_| !tools.is_empty());
     let messages = messages(req.instructions.as_deref(), input)?;
     let logprobs = req
         .include
@@ -217,6 +228,18 @@ pub fn validate(state: &AppState, body: &Value) -> Result<ValidResponses, ApiErr
         logprobs,
         echo,
     })
+}
+
+/// Whether the served model has a tool-call format lathe parses.
+fn model_calls_tools(state: &AppState) -> Result<bool, ApiError> {
+    let engine = state.engine()?;
+    let format = engine
+        .info()
+        .entry
+        .as_ref()
+        .map(|e| e.tool_format.as_str())
+        .unwrap_or("none");
+    Ok(crate::tool_parsers::format(format).is_some())
 }
 
 /// A chat-pipeline error, re-addressed to the Responses field it came from.
