@@ -30,6 +30,9 @@ pub struct EngineBenchArgs {
     pub batch: Vec<usize>,
     #[arg(long, default_value_t = 3)]
     pub repeats: usize,
+    /// Threads for lathe's CPU kernels and for candle's reference (rayon); default: every core.
+    #[arg(long)]
+    pub threads: Option<usize>,
     /// Skip candle-transformers' reference run.
     #[arg(long)]
     pub no_reference: bool,
@@ -62,6 +65,11 @@ pub struct EngineBenchReport {
 }
 
 pub async fn run_engine_bench(args: EngineBenchArgs) -> anyhow::Result<EngineBenchReport> {
+    if let Some(n) = args.threads {
+        lathe_kernels::cpu::set_num_threads(n);
+        // Read when rayon's global pool starts, which nothing has done yet in this process.
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
     let max_batch = args.batch.iter().copied().max().unwrap_or(1);
     let engine = lathe_engine::start(EngineConfig {
         model: args.model.clone(),
@@ -73,10 +81,12 @@ pub async fn run_engine_bench(args: EngineBenchArgs) -> anyhow::Result<EngineBen
     })?;
     let info = engine.info().clone();
     let vocab = info.spec.vocab_size as u32;
-    let threads = rayon_threads();
+    let threads = lathe_kernels::cpu::num_threads();
     eprintln!(
-        "bench engine: {} on {:?}, {threads} threads",
-        info.id, info.spec.device
+        "bench engine: {} on {:?}, {threads} threads (candle's reference: {})",
+        info.id,
+        info.spec.device,
+        rayon_threads()
     );
 
     // Warm-up: page in the weights and start the thread pools.

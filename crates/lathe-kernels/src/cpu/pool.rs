@@ -30,13 +30,20 @@ pub fn set_num_threads(n: usize) {
     THREADS.store(n, SeqCst);
 }
 
-/// The number of threads the kernels use (default: `available_parallelism`).
+/// The number of threads the kernels use: [`set_num_threads`], else `LATHE_NUM_THREADS`,
+/// else `available_parallelism`.
 pub fn num_threads() -> usize {
     // Read once: on Linux `available_parallelism` opens cgroup files on every call, which
     // cost more than a decode step's matmuls when asked per kernel call.
     static DEFAULT: OnceLock<usize> = OnceLock::new();
     match THREADS.load(Relaxed) {
-        0 => *DEFAULT.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        0 => *DEFAULT.get_or_init(|| {
+            std::env::var("LATHE_NUM_THREADS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .filter(|&n| n > 0)
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        }),
         n => n,
     }
 }
