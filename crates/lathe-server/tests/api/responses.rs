@@ -318,3 +318,27 @@ async fn bad_requests_get_400s_that_name_the_field() {
     assert_eq!(e["code"], "context_length_exceeded");
     assert_eq!(e["param"], "input");
 }
+
+#[tokio::test]
+async fn include_output_text_logprobs_returns_them_per_token() {
+    let (status, body) = post(
+        &app(),
+        RESPONSES,
+        json!({"input": "Say hi.", "max_output_tokens": 6, "temperature": 0, "ignore_eos": true,
+            "include": ["message.output_text.logprobs"], "top_logprobs": 2}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let part = &body["output"][0]["content"][0];
+    let lps = part["logprobs"].as_array().unwrap();
+    assert_eq!(lps.len(), 6, "{part}");
+    let text: String = lps.iter().map(|l| l["token"].as_str().unwrap()).collect();
+    assert_eq!(text, part["text"].as_str().unwrap());
+    for l in lps {
+        let lp = l["logprob"].as_f64().unwrap();
+        assert!(lp <= 0.0 && lp.is_finite(), "{l}");
+        assert_eq!(l["top_logprobs"].as_array().unwrap().len(), 2, "{l}");
+        // Greedy: the sampled token is the most likely one.
+        assert!((l["top_logprobs"][0]["logprob"].as_f64().unwrap() - lp).abs() < 1e-5, "{l}");
+    }
+}
