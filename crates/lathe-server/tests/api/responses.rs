@@ -342,3 +342,34 @@ async fn include_output_text_logprobs_returns_them_per_token() {
         assert!((l["top_logprobs"][0]["logprob"].as_f64().unwrap() - lp).abs() < 1e-5, "{l}");
     }
 }
+
+/// Every input item type Codex sends, in one history, through the whole pipeline.
+#[tokio::test]
+async fn a_history_with_every_item_type_is_accepted() {
+    let custom = json!({"type": "custom", "name": "apply_patch", "description": "Edit files"});
+    let ns = json!({"type": "namespace", "name": "agents", "tools": [{"type": "function", "name": "spawn",
+        "parameters": {"type": "object", "properties": {}}}]});
+    let input = json!([
+        {"type": "message", "role": "system", "content": "You are a coding agent."},
+        {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "Be careful."}]},
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Fix the bug."}]},
+        {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": "plan"}], "encrypted_content": "gAAA"},
+        {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Looking."}]},
+        {"type": "function_call", "call_id": "c1", "name": "spawn", "namespace": "agents", "arguments": "{}"},
+        {"type": "custom_tool_call", "call_id": "c2", "name": "apply_patch", "input": "*** Begin Patch\n*** End Patch"},
+        {"type": "function_call_output", "call_id": "c1", "output": "agent started"},
+        {"type": "custom_tool_call_output", "call_id": "c2", "output": [{"type": "input_text", "text": "Done!"}]},
+        {"type": "web_search_call", "id": "ws_1", "status": "completed", "action": {"type": "search", "query": "x"}},
+        {"type": "message", "role": "user", "content": "Thanks. Summarise."}
+    ]);
+    let (status, body) = post(
+        &app(),
+        RESPONSES,
+        json!({"input": input, "tools": [custom, ns, {"type": "web_search"}], "max_output_tokens": 8,
+            "temperature": 0, "store": false}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(["completed", "incomplete"].contains(&body["status"].as_str().unwrap()), "{body}");
+    assert!(body["usage"]["input_tokens"].as_u64().unwrap() > 60, "{body}");
+}
