@@ -13,7 +13,7 @@
 //! in the GPU tests).
 
 use super::pool;
-use super::simd::{axpy, exp, multiversion, Fma, L};
+use super::simd::{exp1, multiversion, Simd, L};
 use crate::reference::{AttentionOptions, AttentionShape, PagedBatch};
 
 /// Query tokens per work item.
@@ -113,7 +113,7 @@ pub fn paged_attention(
 multiversion!(fn item(a: &Args<'_>, it: Item) => item_impl);
 
 #[inline(always)]
-fn item_impl<M: Fma>(a: &Args<'_>, it: Item) {
+fn item_impl<S: Simd>(a: &Args<'_>, it: Item) {
     let AttentionShape {
         num_heads,
         num_kv_heads,
@@ -154,13 +154,13 @@ fn item_impl<M: Fma>(a: &Args<'_>, it: Item) {
     let mut m = vec![f32::NEG_INFINITY; rows];
     let mut l = vec![0f32; rows];
     let mut o = vec![0f32; rows * d];
-    let mut kt = vec![0f32; d * L];
+    let transpose = rows >= TRANSPOSE_ROWS;
+    let mut kt = vec![0f32; if transpose { d * L } else { 0 }];
     let mut offs = [0usize; L];
     let row_off = |j: usize| {
         let slot = table[j / block_size] as usize * block_size + j % block_size;
         (slot * num_kv_heads + it.kvh) * d
     };
-    let transpose = rows >= TRANSPOSE_ROWS;
     // Tiles start at multiples of 16 whatever the item, so a row's arithmetic never depends
     // on which rows share its item (batch invariance: decode and prefill agree to the bit).
     let mut j0 = klo - klo % L;
@@ -188,10 +188,10 @@ fn item_impl<M: Fma>(a: &Args<'_>, it: Item) {
             let qr = &qf[r * d..(r + 1) * d];
             let mut s = [0f32; L];
             if transpose {
-                logits_transposed::<M>(qr, &kt, &mut s);
+                logits_transposed::<S>(qr, &kt, &mut s);
             } else {
                 for jj in 0..n {
-                    s[jj] = dot::<M>(qr, &a.k[offs[jj]..offs[jj] + d]);
+                    s[jj] = dot::<S>(qr, &a.k[offs[jj]..offs[jj] + d]);
                 }
             }
             if let Some(cap) = a.opts.softcap {
@@ -208,22 +208,19 @@ fn item_impl<M: Fma>(a: &Args<'_>, it: Item) {
                 mx = mx.max(*x);
             }
             let m_new = m[r].max(mx);
-            let corr = exp::<M>(m[r] - m_new);
+            let corr = exp1::<S>(m[r] - m_new);
+            let pv = S::exp(S::add(S::load(&s), S::splat(-m_new)));
             let mut p = [0f32; L];
-            let mut sum = 0f32;
-            for jj in 0..L {
-                p[jj] = exp::<M>(s[jj] - m_new);
-                sum += p[jj];
-            }
+            S::store(pv, &mut p);
             m[r] = m_new;
-            l[r] = l[r] * corr + sum;
+            l[r] = l[r] * corr + S::sum(pv);
             let or = &mut o[r * d..(r + 1) * d];
             if corr != 1.0 {
-                or.iter_mut().for_each(|x| *x *= corr);
+                scale::<S>(or, corr);
             }
             for jj in 0..n {
                 if p[jj] != 0.0 {
-                    axpy::<M>(or, p[jj], &a.v[offs[jj]..offs[jj] + d]);
+                    axpy::<S>(or, p[jj], &a.v[offs[jj]..offs[jj] + d]);
                 }
             }
         }
@@ -234,14 +231,14 @@ fn item_impl<M: Fma>(a: &Args<'_>, it: Item) {
         let (i, h) = (r / hn, r % hn);
         let head = it.kvh * g + it.h0 + h;
         let mut denom = l[r];
-        let mut scale = 1.0;
+        let mut sc = 1.0;
         if let Some(sinks) = a.sinks {
             // The sink joins the softmax: renormalise to max(m, sink).
             let mx = m[r].max(sinks[head]);
-            scale = exp::<M>(m[r] - mx);
-            denom = l[r] * scale + exp::<M>(sinks[head] - mx);
+            sc = exp1::<S>(m[r] - mx);
+            denom = l[r] * sc + exp1::<S>(sinks[head] - mx);
         }
-        let inv = scale / denom;
+        let inv = sc / denom;
         // SAFETY: row (token t0 + i, head) belongs to this item only; `out` has q's length.
         let dst = unsafe {
             std::slice::from_raw_parts_mut(a.out.add(((it.t0 + i) * num_heads + head) * d), d)
@@ -253,58 +250,66 @@ fn item_impl<M: Fma>(a: &Args<'_>, it: Item) {
 }
 
 /// `s[jj] = q · k_jj` from the transposed tile `kt[d][16]`, summed in exactly the order of
-/// [`dot`] (16 partial sums over `d`, a tree, then the tail), one key per lane.
+/// [`dot`] (16 lane sums over `d`, [`Simd::sum`]'s tree, then the tail), one key per lane.
 #[inline(always)]
-fn logits_transposed<M: Fma>(q: &[f32], kt: &[f32], s: &mut [f32; L]) {
+fn logits_transposed<S: Simd>(q: &[f32], kt: &[f32], s: &mut [f32; L]) {
     let full = q.len() / L * L;
-    let mut part = [[0f32; L]; L];
+    let mut part = [S::splat(0.0); L];
     for c0 in (0..full).step_by(L) {
         for (l, p) in part.iter_mut().enumerate() {
-            let (qv, kc) = (q[c0 + l], &kt[(c0 + l) * L..(c0 + l + 1) * L]);
-            for jj in 0..L {
-                p[jj] = M::fma(qv, kc[jj], p[jj]);
-            }
+            *p = S::fma(S::splat(q[c0 + l]), S::load(&kt[(c0 + l) * L..]), *p);
         }
     }
-    let mut w = L / 2;
-    while w > 0 {
-        for l in 0..w {
-            for jj in 0..L {
-                part[l][jj] += part[l + w][jj];
-            }
-        }
-        w /= 2;
+    // The tree of `Simd::sum`: lanes l + l+8, then + l+4, then (0+2) + (1+3).
+    for l in 0..8 {
+        part[l] = S::add(part[l], part[l + 8]);
     }
-    *s = part[0];
+    for l in 0..4 {
+        part[l] = S::add(part[l], part[l + 4]);
+    }
+    let mut acc = S::add(S::add(part[0], part[2]), S::add(part[1], part[3]));
     for c in full..q.len() {
-        let kc = &kt[c * L..(c + 1) * L];
-        for jj in 0..L {
-            s[jj] = M::fma(q[c], kc[jj], s[jj]);
-        }
+        acc = S::fma(S::splat(q[c]), S::load(&kt[c * L..]), acc);
+    }
+    S::store(acc, s);
+}
+
+/// `a · b`: 16 lane sums, [`Simd::sum`], then the tail.
+#[inline(always)]
+fn dot<S: Simd>(a: &[f32], b: &[f32]) -> f32 {
+    let full = a.len() / L * L;
+    let mut acc = S::splat(0.0);
+    for c in (0..full).step_by(L) {
+        acc = S::fma(S::load(&a[c..]), S::load(&b[c..]), acc);
+    }
+    let mut s = S::sum(acc);
+    for c in full..a.len() {
+        s = S::fma1(a[c], b[c], s);
+    }
+    s
+}
+
+/// `y += a · x`.
+#[inline(always)]
+fn axpy<S: Simd>(y: &mut [f32], a: f32, x: &[f32]) {
+    let full = y.len() / L * L;
+    let av = S::splat(a);
+    for c in (0..full).step_by(L) {
+        S::store(S::fma(av, S::load(&x[c..]), S::load(&y[c..])), &mut y[c..]);
+    }
+    for c in full..y.len() {
+        y[c] = S::fma1(a, x[c], y[c]);
     }
 }
 
-/// `a · b` over 16 lanes, reduced as a tree (vectorizes, unlike a running scalar sum).
+/// `y *= a`.
 #[inline(always)]
-fn dot<M: Fma>(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; L];
-    let (ac, bc) = (a.chunks_exact(L), b.chunks_exact(L));
-    let (ar, br) = (ac.remainder(), bc.remainder());
-    for (x, y) in ac.zip(bc) {
-        for l in 0..L {
-            acc[l] = M::fma(x[l], y[l], acc[l]);
-        }
+fn scale<S: Simd>(y: &mut [f32], a: f32) {
+    let full = y.len() / L * L;
+    for c in (0..full).step_by(L) {
+        S::store(S::mul(S::load(&y[c..]), S::splat(a)), &mut y[c..]);
     }
-    let mut w = L / 2;
-    while w > 0 {
-        for l in 0..w {
-            acc[l] += acc[l + w];
-        }
-        w /= 2;
+    for v in &mut y[full..] {
+        *v *= a;
     }
-    let mut s = acc[0];
-    for (x, y) in ar.iter().zip(br) {
-        s = M::fma(*x, *y, s);
-    }
-    s
 }

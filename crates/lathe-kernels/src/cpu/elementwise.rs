@@ -4,7 +4,7 @@
 //! a call is large enough (a decode step's rows are done before a hand-off would be).
 
 use super::pool;
-use super::simd::{exp, multiversion, sum_sq, Fma, L};
+use super::simd::{exp1, multiversion, Simd, L};
 use crate::reference::RopeStyle;
 
 /// Elements below which a call runs on the calling thread.
@@ -64,7 +64,7 @@ pub fn add_rms_norm(
 multiversion!(fn add_rms_norm_rows(x: &[f32], res: &[f32], w: &[f32], eps: f32, normed: &mut [f32], out_res: &mut [f32]) => add_rms_norm_impl);
 
 #[inline(always)]
-fn add_rms_norm_impl<M: Fma>(
+fn add_rms_norm_impl<S: Simd>(
     x: &[f32],
     res: &[f32],
     w: &[f32],
@@ -73,18 +73,34 @@ fn add_rms_norm_impl<M: Fma>(
     out_res: &mut [f32],
 ) {
     let h = w.len();
+    let full = h / L * L;
     for (((x, r), n), o) in x
         .chunks_exact(h)
         .zip(res.chunks_exact(h))
         .zip(normed.chunks_exact_mut(h))
         .zip(out_res.chunks_exact_mut(h))
     {
-        for i in 0..h {
-            o[i] = x[i] + r[i];
+        let mut acc = S::splat(0.0);
+        for c in (0..full).step_by(L) {
+            let v = S::add(S::load(&x[c..]), S::load(&r[c..]));
+            S::store(v, &mut o[c..]);
+            acc = S::fma(v, v, acc);
         }
-        let inv = 1.0 / (sum_sq::<M>(o) / h as f32 + eps).sqrt();
-        for i in 0..h {
-            n[i] = o[i] * inv * w[i];
+        let mut sumsq = S::sum(acc);
+        for c in full..h {
+            o[c] = x[c] + r[c];
+            sumsq = S::fma1(o[c], o[c], sumsq);
+        }
+        let inv = 1.0 / (sumsq / h as f32 + eps).sqrt();
+        let iv = S::splat(inv);
+        for c in (0..full).step_by(L) {
+            S::store(
+                S::mul(S::mul(S::load(&o[c..]), iv), S::load(&w[c..])),
+                &mut n[c..],
+            );
+        }
+        for c in full..h {
+            n[c] = o[c] * inv * w[c];
         }
     }
 }
@@ -114,7 +130,7 @@ pub fn rope(
 multiversion!(fn rope_rows(x: &mut [f32], positions: &[u32], cos_sin: &[f32], head_dim: usize, rotary_dim: usize, style: RopeStyle) => rope_impl);
 
 #[inline(always)]
-fn rope_impl<M: Fma>(
+fn rope_impl<S: Simd>(
     x: &mut [f32],
     positions: &[u32],
     cos_sin: &[f32],
@@ -133,15 +149,15 @@ fn rope_impl<M: Fma>(
                     let (a, b) = head[..rotary_dim].split_at_mut(half);
                     for i in 0..half {
                         let (x0, x1) = (a[i], b[i]);
-                        a[i] = M::fma(x0, cos[i], -x1 * sin[i]);
-                        b[i] = M::fma(x1, cos[i], x0 * sin[i]);
+                        a[i] = S::fma1(x0, cos[i], -x1 * sin[i]);
+                        b[i] = S::fma1(x1, cos[i], x0 * sin[i]);
                     }
                 }
                 RopeStyle::Gptj => {
                     for (i, p) in head[..rotary_dim].chunks_exact_mut(2).enumerate() {
                         let (x0, x1) = (p[0], p[1]);
-                        p[0] = M::fma(x0, cos[i], -x1 * sin[i]);
-                        p[1] = M::fma(x1, cos[i], x0 * sin[i]);
+                        p[0] = S::fma1(x0, cos[i], -x1 * sin[i]);
+                        p[1] = S::fma1(x1, cos[i], x0 * sin[i]);
                     }
                 }
             }
@@ -164,22 +180,19 @@ pub fn silu_and_mul(x: &[f32], inter: usize, out: &mut [f32]) {
 multiversion!(fn silu_rows(x: &[f32], inter: usize, out: &mut [f32]) => silu_impl);
 
 #[inline(always)]
-fn silu_impl<M: Fma>(x: &[f32], inter: usize, out: &mut [f32]) {
+fn silu_impl<S: Simd>(x: &[f32], inter: usize, out: &mut [f32]) {
+    let full = inter / L * L;
+    let one = S::splat(1.0);
     for (row, o) in x.chunks_exact(2 * inter).zip(out.chunks_exact_mut(inter)) {
         let (gate, up) = row.split_at(inter);
-        let mut j = 0;
-        while j + L <= inter {
-            let mut e = [0f32; L];
-            for l in 0..L {
-                e[l] = exp::<M>(-gate[j + l]);
-            }
-            for l in 0..L {
-                o[j + l] = gate[j + l] / (1.0 + e[l]) * up[j + l];
-            }
-            j += L;
+        for c in (0..full).step_by(L) {
+            let g = S::load(&gate[c..]);
+            let e = S::exp(S::mul(g, S::splat(-1.0)));
+            let y = S::div(S::mul(g, S::load(&up[c..])), S::add(one, e));
+            S::store(y, &mut o[c..]);
         }
-        for j in j..inter {
-            o[j] = gate[j] / (1.0 + exp::<M>(-gate[j])) * up[j];
+        for j in full..inter {
+            o[j] = gate[j] * up[j] / (1.0 + exp1::<S>(-gate[j]));
         }
     }
 }
