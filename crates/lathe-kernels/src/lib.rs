@@ -1,8 +1,9 @@
 //! lathe's kernels.
 //!
-//! - `reference`: plain-Rust twins of every CUDA kernel (the CPU path and the test oracle).
+//! - `reference`: plain-Rust twins of every CUDA kernel (the test oracle; the CPU path for
+//!   f16/bf16).
 //! - `ops`: candle ops with one signature for every device; the model calls only these.
-//! - `cpu`: our own SIMD quantized matmul kernels for the CPU path.
+//! - `cpu`: our own SIMD CPU kernels: quantized matmuls, f32 attention and row-wise ops.
 //! - `cuda` (feature `cuda`): PTX of kernels/ compiled by build.rs, loaded at run time.
 
 pub mod cpu;

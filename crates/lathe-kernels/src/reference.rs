@@ -1,6 +1,6 @@
-//! Plain-Rust twins of every kernel in kernels/: the CPU path of the engine and the oracle the
-//! GPU tests compare against. They favour clarity over speed, but stay vectorisable (contiguous
-//! inner loops, f32 accumulation) because the CPU engine runs them for real.
+//! Plain-Rust twins of every kernel in kernels/: the oracle the GPU kernels and lathe's
+//! vectorized CPU kernels (`crate::cpu`, the engine's f32 path) are tested against, and the
+//! CPU path for f16/bf16. They favour clarity over speed.
 //!
 //! Layouts (all row-major, contiguous):
 //! - KV cache: `[num_blocks, block_size, num_kv_heads, head_dim]` (NHD: head_dim contiguous).

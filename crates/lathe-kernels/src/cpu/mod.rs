@@ -16,6 +16,10 @@
 //! The ISA is chosen at run time ([`Isa::best`]); every path computes the same integer sums,
 //! so paths differ only by float rounding. Results differ from `dequantize() · x` by the
 //! activation quantization (about 1e-2 relative, like llama.cpp's q8_1).
+//!
+//! The rest of a decoder layer's CPU work lives here too, on the same thread pool: f32 paged
+//! [`attention`] and the row-wise ops of [`elementwise`], written over the 16-lane vectors of
+//! `simd` (AVX-512, AVX2, portable). `crate::ops` calls them for f32 tensors.
 
 mod act;
 pub mod attention;

@@ -1,6 +1,7 @@
 //! candle ops over the kernels: one public function per kernel, the same signature on every
-//! device. On the CPU they run the twins in `reference`; under feature `cuda` on a CUDA device
-//! they launch the kernels of kernels/ (see `crate::cuda`). Model code calls only these.
+//! device. On the CPU they run lathe's vectorized kernels (`crate::cpu`) for f32 and the twins
+//! in `reference` for f16/bf16; under feature `cuda` on a CUDA device they launch the kernels
+//! of kernels/ (see `crate::cuda`). Model code calls only these.
 
 mod activation;
 mod norm;
