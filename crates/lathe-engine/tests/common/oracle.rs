@@ -62,24 +62,41 @@ pub fn prompts(engine: &EngineHandle) -> Vec<Vec<u32>> {
 pub struct Tolerance {
     /// |logprob − reference| of the chosen token (the first of the reported top-k).
     pub chosen: f32,
+    /// Mean of that difference over the tokens compared.
+    pub chosen_mean: f32,
     /// |logprob − reference| of the other reported alternatives.
     pub others: f32,
     /// Largest top-2 logit gap of the reference at which the two runs may part.
     pub tie: f32,
 }
 
+/// What [`compare`] saw.
+pub struct Agreement {
+    /// Largest and summed |logprob − reference| of the chosen tokens.
+    pub chosen_max: f32,
+    pub chosen_sum: f32,
+    /// Tokens compared (identical ones, plus the one where the runs parted).
+    pub compared: usize,
+    /// Tokens identical before any parting.
+    pub identical: usize,
+}
+
 /// Compares a greedy trace of ours (token, top-2 logprobs) with the reference: tokens equal
 /// up to the end, or up to a first difference where the reference's two best logits are
 /// within `tol.tie`; up to and at that point every reported logprob within tolerance.
-/// Returns (largest logprob difference of a chosen token, tokens identical before parting).
 pub fn compare(
     what: &str,
     ours: &[(u32, Vec<(u32, f32)>)],
     theirs: &[(u32, Vec<f32>)],
     tol: &Tolerance,
-) -> (f32, usize) {
+) -> Agreement {
     assert_eq!(ours.len(), theirs.len(), "{what}: lengths");
-    let mut worst = 0f32;
+    let mut a = Agreement {
+        chosen_max: 0.0,
+        chosen_sum: 0.0,
+        compared: 0,
+        identical: 0,
+    };
     for (i, ((our_tok, our_top), (ref_tok, ref_logits))) in ours.iter().zip(theirs).enumerate() {
         assert!(ref_logits.iter().all(|x| x.is_finite()));
         let ref_lp = log_softmax(ref_logits);
@@ -88,7 +105,8 @@ pub fn compare(
             let diff = (lp - ref_lp[t as usize]).abs();
             let limit = if k == 0 { tol.chosen } else { tol.others };
             if k == 0 {
-                worst = worst.max(diff);
+                a.chosen_max = a.chosen_max.max(diff);
+                a.chosen_sum += diff;
             }
             assert!(
                 diff <= limit,
@@ -96,6 +114,7 @@ pub fn compare(
                 ref_lp[t as usize]
             );
         }
+        a.compared += 1;
         if our_tok != ref_tok {
             let mut sorted = ref_logits.clone();
             sorted.sort_by(|a, b| b.total_cmp(a));
@@ -104,8 +123,38 @@ pub fn compare(
                 "{what}: diverged at token {i} ({our_tok} vs {ref_tok}) without a near tie (gap {})",
                 sorted[0] - sorted[1]
             );
-            return (worst, i);
+            return a;
         }
+        a.identical += 1;
     }
-    (worst, ours.len())
+    a
+}
+
+/// Runs the oracle prompts greedily for `n` tokens on `engine` and [`compare`]s each with the
+/// reference; the mean chosen-token difference over all prompts must stay within
+/// `tol.chosen_mean`.
+pub fn check_prompts(engine: &EngineHandle, n: usize, tol: &Tolerance) {
+    let (mut max, mut sum, mut count) = (0f32, 0f32, 0usize);
+    for (p, prompt) in prompts(engine).into_iter().enumerate() {
+        let ours = super::greedy_trace(engine, prompt.clone(), n);
+        let theirs = reference(&prompt, n);
+        let a = compare(&format!("prompt {p}"), &ours, &theirs, tol);
+        eprintln!(
+            "prompt {p}: {} of {n} tokens identical, chosen logprobs within {} (mean {})",
+            a.identical,
+            a.chosen_max,
+            a.chosen_sum / a.compared as f32
+        );
+        (max, sum, count) = (
+            max.max(a.chosen_max),
+            sum + a.chosen_sum,
+            count + a.compared,
+        );
+    }
+    let mean = sum / count as f32;
+    eprintln!("chosen-token logprob difference from the reference: max {max}, mean {mean}");
+    assert!(
+        mean <= tol.chosen_mean,
+        "mean chosen-token logprob difference {mean}"
+    );
 }
