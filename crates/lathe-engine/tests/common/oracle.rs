@@ -64,7 +64,8 @@ pub struct Tolerance {
     pub chosen: f32,
     /// Mean of that difference over the tokens compared.
     pub chosen_mean: f32,
-    /// |logprob − reference| of the other reported alternatives.
+    /// |logprob − reference| of the other reported alternatives, relative to |reference|
+    /// (floor `chosen`): an unlikely token's logit is a small difference of large sums.
     pub others: f32,
     /// Largest top-2 logit gap of the reference at which the two runs may part.
     pub tie: f32,
@@ -103,7 +104,11 @@ pub fn compare(
         for (k, &(t, lp)) in our_top.iter().enumerate() {
             assert!(lp.is_finite(), "{what} token {i}: logprob {lp}");
             let diff = (lp - ref_lp[t as usize]).abs();
-            let limit = if k == 0 { tol.chosen } else { tol.others };
+            let limit = if k == 0 {
+                tol.chosen
+            } else {
+                tol.chosen.max(tol.others * ref_lp[t as usize].abs())
+            };
             if k == 0 {
                 a.chosen_max = a.chosen_max.max(diff);
                 a.chosen_sum += diff;
