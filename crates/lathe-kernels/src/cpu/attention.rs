@@ -214,15 +214,7 @@ fn item_impl<S: Simd>(a: &Args<'_>, it: Item) {
             S::store(pv, &mut p);
             m[r] = m_new;
             l[r] = l[r] * corr + S::sum(pv);
-            let or = &mut o[r * d..(r + 1) * d];
-            if corr != 1.0 {
-                scale::<S>(or, corr);
-            }
-            for jj in 0..n {
-                if p[jj] != 0.0 {
-                    axpy::<S>(or, p[jj], &a.v[offs[jj]..offs[jj] + d]);
-                }
-            }
+            accumulate::<S>(&mut o[r * d..(r + 1) * d], corr, &p[..n], &offs[..n], a.v);
         }
         j0 += n;
     }
@@ -289,27 +281,34 @@ fn dot<S: Simd>(a: &[f32], b: &[f32]) -> f32 {
     s
 }
 
-/// `y += a · x`.
+/// `o = o · corr + Σ_jj p[jj] · v[offs[jj]..]`, keys in order, zero weights skipped. Each
+/// 16-lane slice of `o` stays in a register across the tile's keys (one load and store per
+/// tile instead of per key).
 #[inline(always)]
-fn axpy<S: Simd>(y: &mut [f32], a: f32, x: &[f32]) {
-    let full = y.len() / L * L;
-    let av = S::splat(a);
+fn accumulate<S: Simd>(o: &mut [f32], corr: f32, p: &[f32], offs: &[usize], v: &[f32]) {
+    let full = o.len() / L * L;
     for c in (0..full).step_by(L) {
-        S::store(S::fma(av, S::load(&x[c..]), S::load(&y[c..])), &mut y[c..]);
+        let mut acc = S::load(&o[c..]);
+        if corr != 1.0 {
+            acc = S::mul(acc, S::splat(corr));
+        }
+        for (&w, &off) in p.iter().zip(offs) {
+            if w != 0.0 {
+                acc = S::fma(S::splat(w), S::load(&v[off + c..]), acc);
+            }
+        }
+        S::store(acc, &mut o[c..]);
     }
-    for c in full..y.len() {
-        y[c] = S::fma1(a, x[c], y[c]);
-    }
-}
-
-/// `y *= a`.
-#[inline(always)]
-fn scale<S: Simd>(y: &mut [f32], a: f32) {
-    let full = y.len() / L * L;
-    for c in (0..full).step_by(L) {
-        S::store(S::mul(S::load(&y[c..]), S::splat(a)), &mut y[c..]);
-    }
-    for v in &mut y[full..] {
-        *v *= a;
+    for c in full..o.len() {
+        let mut y = o[c];
+        if corr != 1.0 {
+            y *= corr;
+        }
+        for (&w, &off) in p.iter().zip(offs) {
+            if w != 0.0 {
+                y = S::fma1(w, v[off + c], y);
+            }
+        }
+        o[c] = y;
     }
 }
