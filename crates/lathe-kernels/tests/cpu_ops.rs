@@ -73,10 +73,9 @@ fn attention_case(rng: &mut StdRng, shape: AttentionShape, seqs: &[(usize, usize
     let mut next = 0;
     for &(nq, ctx) in seqs {
         let mut table = vec![0u32; max_blocks];
-        for b in 0..ctx.div_ceil(bs) {
-            table[b] = ids[next];
-            next += 1;
-        }
+        let used = ctx.div_ceil(bs);
+        table[..used].copy_from_slice(&ids[next..next + used]);
+        next += used;
         for j in 0..ctx {
             let slot = table[j / bs] as usize * bs + j % bs;
             for e in 0..row {
