@@ -35,6 +35,9 @@ pub struct EngineArgs {
     /// Turn off prefix caching.
     #[arg(long)]
     pub no_prefix_caching: bool,
+    /// Threads of lathe's CPU kernels (default: every core).
+    #[arg(long, env = "LATHE_NUM_THREADS")]
+    pub threads: Option<usize>,
 }
 
 impl EngineArgs {
@@ -55,6 +58,9 @@ impl EngineArgs {
     }
 
     pub fn start(&self) -> anyhow::Result<lathe_engine::EngineHandle> {
+        if let Some(n) = self.threads.filter(|&n| n > 0) {
+            lathe_kernels::cpu::set_num_threads(n);
+        }
         lathe_engine::start(self.to_config()?)
     }
 }
