@@ -373,3 +373,22 @@ async fn a_history_with_every_item_type_is_accepted() {
     assert!(["completed", "incomplete"].contains(&body["status"].as_str().unwrap()), "{body}");
     assert!(body["usage"]["input_tokens"].as_u64().unwrap() > 60, "{body}");
 }
+
+/// Constrained JSON follows the schema's property order, as the client wrote it (not sorted).
+#[tokio::test]
+async fn json_output_keeps_the_schemas_property_order() {
+    let schema = json!({"type": "object", "properties": {
+        "zeta": {"type": "integer"}, "alpha": {"type": "integer"}},
+        "required": ["zeta", "alpha"], "additionalProperties": false});
+    let (status, body) = post(
+        &app(),
+        RESPONSES,
+        json!({"input": "Two numbers as JSON.", "max_output_tokens": 32, "temperature": 0,
+            "text": {"format": {"type": "json_schema", "name": "two", "schema": schema}}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let text = output_text(&body);
+    let (z, a) = (text.find("\"zeta\""), text.find("\"alpha\""));
+    assert!(z.is_some() && a.is_some() && z < a, "{text}");
+}
