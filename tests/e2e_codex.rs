@@ -55,14 +55,21 @@ fn codex_exec_prints_the_models_reply_through_the_responses_api() {
         );
         return;
     }
-    let (out, err, log) = (read("codex.out"), read("codex.err"), strip_ansi(&read("serve.log")));
+    let (out, err, log) = (
+        read("codex.out"),
+        read("codex.err"),
+        strip_ansi(&read("serve.log")),
+    );
     assert!(
         status.success(),
         "codex exec failed ({status}):\n--- stdout\n{out}\n--- stderr\n{err}\n--- lathe serve\n{log}"
     );
     let reply = read("last-message.txt");
     let reply = reply.trim();
-    assert!(!reply.is_empty(), "Codex wrote no last message:\n{out}\n{err}");
+    assert!(
+        !reply.is_empty(),
+        "Codex wrote no last message:\n{out}\n{err}"
+    );
     assert!(
         out.contains(reply),
         "Codex did not print the reply {reply:?}:\n{out}"

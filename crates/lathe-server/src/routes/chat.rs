@@ -16,9 +16,9 @@ use super::common::{chat_logprob, from_value, special_markers, JsonBody};
 use crate::error::ApiError;
 use crate::generate::{blocking, Generation, Job, LoggedByGeneration};
 use crate::protocol::*;
+use crate::reasoning::{Piece, ThinkSplitter};
 use crate::sse::sse_response;
 use crate::state::AppState;
-use crate::reasoning::{Piece, ThinkSplitter};
 use crate::tool_parsers::{assemble, ParseEvent, ToolFormat, ToolParser};
 use crate::validation::chat::{prepare, validate};
 

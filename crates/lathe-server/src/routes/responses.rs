@@ -140,7 +140,11 @@ impl ResponseRun {
             created_at: self.created_at,
             status,
             model: self.ctx.model.clone(),
-            output: if ended { self.out.items.clone() } else { Vec::new() },
+            output: if ended {
+                self.out.items.clone()
+            } else {
+                Vec::new()
+            },
             error,
             incomplete_details: incomplete,
             previous_response_id: None,

@@ -96,7 +96,8 @@ impl OutputBuilder {
             );
             let (i, id) = self.last();
             let part = OutputText::new(String::new());
-            self.events.push(json!({"type": "response.content_part.added", "item_id": id,
+            self.events
+                .push(json!({"type": "response.content_part.added", "item_id": id,
                 "output_index": i, "content_index": 0, "part": part}));
             if let Some(OutputItem::Message { content, .. }) = self.items.last_mut() {
                 content.push(part);
@@ -104,7 +105,8 @@ impl OutputBuilder {
         }
         let (i, id) = self.last();
         let lp: Vec<ChatTokenLogprob> = logprobs.into_iter().collect();
-        self.events.push(json!({"type": "response.output_text.delta", "item_id": id,
+        self.events
+            .push(json!({"type": "response.output_text.delta", "item_id": id,
             "output_index": i, "content_index": 0, "delta": text, "logprobs": lp}));
         if let Some(OutputItem::Message { content, .. }) = self.items.last_mut() {
             content[0].text.push_str(&text);
@@ -127,8 +129,10 @@ impl OutputBuilder {
             );
         }
         let (i, id) = self.last();
-        self.events.push(json!({"type": "response.reasoning_text.delta", "item_id": id,
-            "output_index": i, "content_index": 0, "delta": text}));
+        self.events.push(
+            json!({"type": "response.reasoning_text.delta", "item_id": id,
+            "output_index": i, "content_index": 0, "delta": text}),
+        );
         if let Some(OutputItem::Reasoning { content, .. }) = self.items.last_mut() {
             content[0].text.push_str(&text);
         }
@@ -173,7 +177,8 @@ impl OutputBuilder {
         }
         if let OutputItem::FunctionCall { id, arguments, .. } = &mut self.items[i] {
             arguments.push_str(&fragment);
-            self.events.push(json!({"type": "response.function_call_arguments.delta",
+            self.events
+                .push(json!({"type": "response.function_call_arguments.delta",
                 "item_id": id, "output_index": i, "delta": fragment}));
         }
     }
@@ -181,9 +186,8 @@ impl OutputBuilder {
     fn open_item(&mut self, kind: Open, item: OutputItem) {
         self.close();
         let i = self.items.len();
-        self.events.push(
-            json!({"type": "response.output_item.added", "output_index": i, "item": item}),
-        );
+        self.events
+            .push(json!({"type": "response.output_item.added", "output_index": i, "item": item}));
         self.items.push(item);
         self.open = Some(kind);
     }
@@ -211,8 +215,10 @@ impl OutputBuilder {
                     "output_index": i, "content_index": 0, "part": part}));
             }
             OutputItem::Reasoning { id, content, .. } => {
-                events.push(json!({"type": "response.reasoning_text.done", "item_id": id,
-                    "output_index": i, "content_index": 0, "text": content[0].text}));
+                events.push(
+                    json!({"type": "response.reasoning_text.done", "item_id": id,
+                    "output_index": i, "content_index": 0, "text": content[0].text}),
+                );
             }
             OutputItem::FunctionCall {
                 id,
@@ -321,8 +327,10 @@ mod tests {
             .collect();
         assert_eq!(done, [0, 1, 2]);
         assert_eq!(b.items.len(), 3);
-        assert!(matches!(&b.items[2], OutputItem::FunctionCall { arguments, status: "completed", call_id, .. }
-            if arguments == "{\"a\": 1}" && call_id == "call_1"));
+        assert!(
+            matches!(&b.items[2], OutputItem::FunctionCall { arguments, status: "completed", call_id, .. }
+            if arguments == "{\"a\": 1}" && call_id == "call_1")
+        );
     }
 
     #[test]
@@ -370,7 +378,9 @@ mod tests {
                 status: "completed",
             }
         );
-        assert!(matches!(&b.items[1], OutputItem::FunctionCall { name, namespace: Some(ns), .. }
-            if name == "spawn" && ns == "agents"));
+        assert!(
+            matches!(&b.items[1], OutputItem::FunctionCall { name, namespace: Some(ns), .. }
+            if name == "spawn" && ns == "agents")
+        );
     }
 }

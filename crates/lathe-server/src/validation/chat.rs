@@ -158,7 +158,9 @@ pub fn prepare(state: &AppState, v: &ValidChat) -> Result<Prepared, ApiError> {
         .tokenizer
         .encode(&text, false)
         .map_err(tokenize_error)?;
-    let max_tokens = v.sampling.fit(prompt.len(), info.max_model_len, "messages")?;
+    let max_tokens = v
+        .sampling
+        .fit(prompt.len(), info.max_model_len, "messages")?;
     let params = lathe_core::SamplingParams {
         max_tokens,
         ..v.sampling.params.clone()

@@ -152,7 +152,9 @@ pub fn validate(state: &AppState, body: &Value) -> Result<ValidResponses, ApiErr
     let (mut tools, tool_choice) = tool_choice(req.tool_choice.as_ref(), tools)?;
     // Agent frontends always send their tools; a model that cannot call tools still answers
     // in text when it is not forced to call one (a forced call is still refused).
-    let forced = tool_choice.as_ref().is_some_and(|c| c != "auto" && c != "none");
+    let forced = tool_choice
+        .as_ref()
+        .is_some_and(|c| c != "auto" && c != "none");
     if !tools.is_empty() && !forced && !model_calls_tools(state)? {
         tracing::info!(
             tools = tools.len(),
@@ -471,7 +473,9 @@ fn tools(decls: &[Value]) -> Result<(Vec<Value>, ToolMap), ApiError> {
                     match n.get("type").and_then(Value::as_str) {
                         Some("function") => out.push(function_tool(n, Some(ns), &at, &mut map)?),
                         Some("custom") => out.push(custom_tool(n, Some(ns), &at, &mut map)?),
-                        other => tracing::debug!(?other, "skipping a namespaced tool lathe cannot run"),
+                        other => {
+                            tracing::debug!(?other, "skipping a namespaced tool lathe cannot run")
+                        }
                     }
                 }
             }
@@ -489,7 +493,10 @@ fn tools(decls: &[Value]) -> Result<(Vec<Value>, ToolMap), ApiError> {
 
 fn required_str<'a>(t: &'a Value, field: &str, at: &str) -> Result<&'a str, ApiError> {
     t.get(field).and_then(Value::as_str).ok_or_else(|| {
-        ApiError::invalid(format!("{at}.{field}"), format!("a tool needs a string `{field}`"))
+        ApiError::invalid(
+            format!("{at}.{field}"),
+            format!("a tool needs a string `{field}`"),
+        )
     })
 }
 
@@ -523,7 +530,8 @@ fn custom_tool(
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
-    description.push_str("\n\nFreeform tool: pass the raw input text as the string argument `input`.");
+    description
+        .push_str("\n\nFreeform tool: pass the raw input text as the string argument `input`.");
     let format = t.get("format");
     if format.and_then(|f| f.get("type")).and_then(Value::as_str) == Some("grammar") {
         let syntax = format
@@ -557,9 +565,10 @@ fn tool_choice(
 ) -> Result<(Vec<Value>, Option<Value>), ApiError> {
     let param = || "tool_choice".to_string();
     let named = |c: &Value| -> Result<String, ApiError> {
-        let name = c.get("name").and_then(Value::as_str).ok_or_else(|| {
-            ApiError::invalid(param(), "a named tool_choice needs a `name`")
-        })?;
+        let name = c
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::invalid(param(), "a named tool_choice needs a `name`"))?;
         Ok(ToolMap::model_name(
             c.get("namespace").and_then(Value::as_str),
             name,
@@ -578,7 +587,9 @@ fn tool_choice(
                 let allowed: Vec<String> = c
                     .get("tools")
                     .and_then(Value::as_array)
-                    .ok_or_else(|| ApiError::invalid(param(), "`allowed_tools` needs a `tools` list"))?
+                    .ok_or_else(|| {
+                        ApiError::invalid(param(), "`allowed_tools` needs a `tools` list")
+                    })?
                     .iter()
                     .map(named)
                     .collect::<Result<_, _>>()?;
@@ -645,14 +656,21 @@ mod tests {
         ]);
         let m = messages(Some("sys"), &input).unwrap();
         assert_eq!(m.len(), 6, "{m:#?}");
-        assert_eq!(m[0], json!({"role": "system", "content": "sys\n\nbe brief"}));
+        assert_eq!(
+            m[0],
+            json!({"role": "system", "content": "sys\n\nbe brief"})
+        );
         assert_eq!(m[1]["role"], "user");
         let calls = m[2]["tool_calls"].as_array().unwrap();
         assert_eq!(calls[0]["function"]["name"], "agents__spawn");
         assert_eq!(calls[1]["function"]["name"], "apply_patch");
-        let args: Value = serde_json::from_str(calls[1]["function"]["arguments"].as_str().unwrap()).unwrap();
+        let args: Value =
+            serde_json::from_str(calls[1]["function"]["arguments"].as_str().unwrap()).unwrap();
         assert_eq!(args, json!({"input": "*** Begin Patch"}));
-        assert_eq!(m[3], json!({"role": "tool", "tool_call_id": "c1", "content": "ok"}));
+        assert_eq!(
+            m[3],
+            json!({"role": "tool", "tool_call_id": "c1", "content": "ok"})
+        );
         assert_eq!(m[4]["content"], "done");
         assert_eq!(m[5], json!({"role": "assistant", "content": "all set"}));
     }
@@ -669,12 +687,22 @@ mod tests {
             json!({"type": "image_generation"}),
         ];
         let (tools, map) = tools(&decls).unwrap();
-        let names: Vec<&str> = tools.iter().map(|t| t["function"]["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> = tools
+            .iter()
+            .map(|t| t["function"]["name"].as_str().unwrap())
+            .collect();
         assert_eq!(names, ["exec", "ns__inner", "apply_patch"]);
-        assert!(tools[2]["function"]["description"].as_str().unwrap().contains("start: /.+/"));
+        assert!(tools[2]["function"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("start: /.+/"));
         assert_eq!(
             map.resolve("ns__inner"),
-            ToolEntry { name: "inner".into(), namespace: Some("ns".into()), custom: false }
+            ToolEntry {
+                name: "inner".into(),
+                namespace: Some("ns".into()),
+                custom: false
+            }
         );
         assert!(map.resolve("apply_patch").custom);
         assert_eq!(map.resolve("other").name, "other");

@@ -57,11 +57,17 @@ fn output_text(resp: &Value) -> String {
 
 fn check_usage(resp: &Value) {
     let u = &resp["usage"];
-    let (i, o) = (u["input_tokens"].as_u64().unwrap(), u["output_tokens"].as_u64().unwrap());
+    let (i, o) = (
+        u["input_tokens"].as_u64().unwrap(),
+        u["output_tokens"].as_u64().unwrap(),
+    );
     assert!(i > 0 && o > 0, "{u}");
     assert_eq!(u["total_tokens"].as_u64().unwrap(), i + o, "{u}");
     assert!(u["input_tokens_details"]["cached_tokens"].is_u64(), "{u}");
-    assert!(u["output_tokens_details"]["reasoning_tokens"].is_u64(), "{u}");
+    assert!(
+        u["output_tokens_details"]["reasoning_tokens"].is_u64(),
+        "{u}"
+    );
 }
 
 fn weather_tool() -> Value {
@@ -95,11 +101,16 @@ async fn a_string_input_gets_a_completed_message() {
 
 #[tokio::test]
 async fn streamed_text_events_come_in_order_and_agree_with_the_final_response() {
-    let ev = stream(json!({"input": [{"role": "user", "content": "Count: one, two,"}],
-        "max_output_tokens": 16, "temperature": 0}))
+    let ev = stream(
+        json!({"input": [{"role": "user", "content": "Count: one, two,"}],
+        "max_output_tokens": 16, "temperature": 0}),
+    )
     .await;
     let names: Vec<&str> = ev.iter().map(|(n, _)| n.as_str()).collect();
-    let deltas = names.iter().filter(|n| **n == "response.output_text.delta").count();
+    let deltas = names
+        .iter()
+        .filter(|n| **n == "response.output_text.delta")
+        .count();
     assert!(deltas >= 1, "{names:?}");
     let mut expected = vec![
         "response.created",
@@ -124,9 +135,17 @@ async fn streamed_text_events_come_in_order_and_agree_with_the_final_response() 
         .filter(|(n, _)| n == "response.output_text.delta")
         .map(|(_, v)| v["delta"].as_str().unwrap())
         .collect();
-    let done = &ev.iter().find(|(n, _)| n == "response.output_text.done").unwrap().1;
+    let done = &ev
+        .iter()
+        .find(|(n, _)| n == "response.output_text.done")
+        .unwrap()
+        .1;
     assert_eq!(done["text"], streamed.as_str());
-    let item = &ev.iter().find(|(n, _)| n == "response.output_item.done").unwrap().1["item"];
+    let item = &ev
+        .iter()
+        .find(|(n, _)| n == "response.output_item.done")
+        .unwrap()
+        .1["item"];
     assert_eq!(item["status"], "completed");
     let fin = &ev.last().unwrap().1["response"];
     assert_eq!(output_text(fin), streamed);
@@ -136,9 +155,11 @@ async fn streamed_text_events_come_in_order_and_agree_with_the_final_response() 
 
 #[tokio::test]
 async fn a_forced_function_call_streams_its_arguments_and_completes_the_item() {
-    let ev = stream(json!({"input": "Weather in Paris?", "tools": [weather_tool()],
+    let ev = stream(
+        json!({"input": "Weather in Paris?", "tools": [weather_tool()],
         "tool_choice": "required", "parallel_tool_calls": false, "max_output_tokens": 64,
-        "temperature": 0}))
+        "temperature": 0}),
+    )
     .await;
     let names: Vec<&str> = ev.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names[2], "response.output_item.added", "{names:?}");
@@ -148,9 +169,17 @@ async fn a_forced_function_call_streams_its_arguments_and_completes_the_item() {
         .filter(|(n, _)| n == "response.function_call_arguments.delta")
         .map(|(_, v)| v["delta"].as_str().unwrap())
         .collect();
-    let done = &ev.iter().find(|(n, _)| n == "response.function_call_arguments.done").unwrap().1;
+    let done = &ev
+        .iter()
+        .find(|(n, _)| n == "response.function_call_arguments.done")
+        .unwrap()
+        .1;
     assert_eq!(done["arguments"], args.as_str());
-    let item = &ev.iter().find(|(n, _)| n == "response.output_item.done").unwrap().1["item"];
+    let item = &ev
+        .iter()
+        .find(|(n, _)| n == "response.output_item.done")
+        .unwrap()
+        .1["item"];
     assert_eq!(item["type"], "function_call");
     assert_eq!(item["name"], "get_weather");
     assert_eq!(item["status"], "completed");
@@ -186,11 +215,19 @@ async fn namespace_and_custom_tools_come_back_as_their_own_item_types() {
         "tool_choice": {"type": "custom", "name": "apply_patch"}, "max_output_tokens": 48,
         "temperature": 0}))
     .await;
-    let item = &ev.iter().find(|(n, _)| n == "response.output_item.done").unwrap().1["item"];
+    let item = &ev
+        .iter()
+        .find(|(n, _)| n == "response.output_item.done")
+        .unwrap()
+        .1["item"];
     assert_eq!(item["type"], "custom_tool_call", "{item}");
     assert_eq!(item["name"], "apply_patch");
     let input = item["input"].as_str().unwrap();
-    let done = &ev.iter().find(|(n, _)| n == "response.custom_tool_call_input.done").unwrap().1;
+    let done = &ev
+        .iter()
+        .find(|(n, _)| n == "response.custom_tool_call_input.done")
+        .unwrap()
+        .1;
     assert_eq!(done["input"], input);
 }
 
@@ -211,10 +248,14 @@ async fn a_tool_round_trip_ends_in_a_text_answer() {
     let call = first["output"][0].clone();
     assert_eq!(call["type"], "function_call", "{first}");
 
-    history.push(json!({"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "opaque"}));
+    history.push(
+        json!({"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "opaque"}),
+    );
     history.push(call.clone());
-    history.push(json!({"type": "function_call_output", "call_id": call["call_id"],
-        "output": "Sunny, 24 degrees."}));
+    history.push(
+        json!({"type": "function_call_output", "call_id": call["call_id"],
+        "output": "Sunny, 24 degrees."}),
+    );
     let (status, second) = post(
         &app,
         RESPONSES,
@@ -278,13 +319,18 @@ async fn codex_fields_are_accepted_and_unknown_fields_ignored() {
 
 #[tokio::test]
 async fn max_output_tokens_makes_the_response_incomplete() {
-    let ev = stream(json!({"input": "Write a long story about a dragon.", "max_output_tokens": 3,
-        "temperature": 0, "ignore_eos": true}))
+    let ev = stream(
+        json!({"input": "Write a long story about a dragon.", "max_output_tokens": 3,
+        "temperature": 0, "ignore_eos": true}),
+    )
     .await;
     let (name, last) = ev.last().unwrap();
     assert_eq!(name, "response.incomplete");
     assert_eq!(last["response"]["status"], "incomplete");
-    assert_eq!(last["response"]["incomplete_details"]["reason"], "max_output_tokens");
+    assert_eq!(
+        last["response"]["incomplete_details"]["reason"],
+        "max_output_tokens"
+    );
     assert_eq!(last["response"]["usage"]["output_tokens"], 3);
 }
 
@@ -292,19 +338,42 @@ async fn max_output_tokens_makes_the_response_incomplete() {
 async fn bad_requests_get_400s_that_name_the_field() {
     let app = app();
     let cases = [
-        (json!({"input": "hi", "previous_response_id": "resp_1"}), "previous_response_id"),
+        (
+            json!({"input": "hi", "previous_response_id": "resp_1"}),
+            "previous_response_id",
+        ),
         (json!({"instructions": "x"}), "input"),
         (json!({"input": 42}), "input"),
-        (json!({"input": [{"type": "item_reference", "id": "msg_1"}]}), "input[0].type"),
+        (
+            json!({"input": [{"type": "item_reference", "id": "msg_1"}]}),
+            "input[0].type",
+        ),
         (json!({"input": [{"type": "frobnicate"}]}), "input[0].type"),
-        (json!({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "http://x"}]}]}),
-            "input[0].content[0].type"),
-        (json!({"input": [{"type": "function_call_output", "output": "x"}]}), "input[0].call_id"),
-        (json!({"input": "hi", "tools": [{"name": "f"}]}), "tools[0].type"),
-        (json!({"input": "hi", "tool_choice": {"type": "web_search"}, "tools": [weather_tool()]}), "tool_choice"),
-        (json!({"input": "hi", "max_output_tokens": 0}), "max_output_tokens"),
+        (
+            json!({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "http://x"}]}]}),
+            "input[0].content[0].type",
+        ),
+        (
+            json!({"input": [{"type": "function_call_output", "output": "x"}]}),
+            "input[0].call_id",
+        ),
+        (
+            json!({"input": "hi", "tools": [{"name": "f"}]}),
+            "tools[0].type",
+        ),
+        (
+            json!({"input": "hi", "tool_choice": {"type": "web_search"}, "tools": [weather_tool()]}),
+            "tool_choice",
+        ),
+        (
+            json!({"input": "hi", "max_output_tokens": 0}),
+            "max_output_tokens",
+        ),
         (json!({"input": "hi", "temperature": "hot"}), "temperature"),
-        (json!({"input": "hi", "text": {"format": {"type": "yaml"}}}), "text.format"),
+        (
+            json!({"input": "hi", "text": {"format": {"type": "yaml"}}}),
+            "text.format",
+        ),
     ];
     for (req, param) in cases {
         let (status, body) = post(&app, RESPONSES, req.clone()).await;
@@ -339,7 +408,10 @@ async fn include_output_text_logprobs_returns_them_per_token() {
         assert!(lp <= 0.0 && lp.is_finite(), "{l}");
         assert_eq!(l["top_logprobs"].as_array().unwrap().len(), 2, "{l}");
         // Greedy: the sampled token is the most likely one.
-        assert!((l["top_logprobs"][0]["logprob"].as_f64().unwrap() - lp).abs() < 1e-5, "{l}");
+        assert!(
+            (l["top_logprobs"][0]["logprob"].as_f64().unwrap() - lp).abs() < 1e-5,
+            "{l}"
+        );
     }
 }
 
@@ -370,8 +442,14 @@ async fn a_history_with_every_item_type_is_accepted() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    assert!(["completed", "incomplete"].contains(&body["status"].as_str().unwrap()), "{body}");
-    assert!(body["usage"]["input_tokens"].as_u64().unwrap() > 60, "{body}");
+    assert!(
+        ["completed", "incomplete"].contains(&body["status"].as_str().unwrap()),
+        "{body}"
+    );
+    assert!(
+        body["usage"]["input_tokens"].as_u64().unwrap() > 60,
+        "{body}"
+    );
 }
 
 /// Constrained JSON follows the schema's property order, as the client wrote it (not sorted).
