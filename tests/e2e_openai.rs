@@ -9,12 +9,11 @@
 
 mod common;
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::{free_port, wait_timeout, Server};
+use common::{spawn_server, wait_timeout};
 
 /// The pinned SDK version.
 const OPENAI_VERSION: &str = "1.109.1";
@@ -66,30 +65,14 @@ fn sdk_python() -> PathBuf {
 #[test]
 fn openai_sdk_against_lathe_serve() {
     let python = sdk_python();
-    let port = free_port();
-    let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("e2e-serve-{port}.log"));
-    let child = Command::new(env!("CARGO_BIN_EXE_lathe"))
-        .args([
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--max-model-len",
-            "2048",
-            "--kv-cache-gib",
-            "0.5",
-        ])
-        .env("LATHE_API_KEY", API_KEY)
-        .env("RUST_LOG", "lathe=info,lathe_server=info,warn")
-        .stdout(Stdio::null())
-        .stderr(File::create(&log).unwrap())
-        .spawn()
-        .expect("starting lathe serve");
-    let mut server = Server {
-        child: Some(child),
-        log,
-    };
+    // The SDK script itself waits for /health (the model loads after the socket is bound).
+    let (mut server, port) = spawn_server(
+        &["--max-model-len", "2048"],
+        &[
+            ("LATHE_API_KEY", API_KEY),
+            ("RUST_LOG", "lathe=info,lathe_server=info,warn"),
+        ],
+    );
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/openai_sdk.py");
     let mut sdk = Command::new(&python)

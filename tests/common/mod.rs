@@ -47,8 +47,9 @@ pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<std::process::
     None
 }
 
-/// Starts `lathe serve` on the default model at a free port; returns it once /health is 200.
-pub fn start_server(extra_args: &[&str]) -> (Server, u16) {
+/// Spawns `lathe serve` on the default model at a free port (small KV cache, log to a file
+/// under the test tmpdir) without waiting for it.
+pub fn spawn_server(extra_args: &[&str], envs: &[(&str, &str)]) -> (Server, u16) {
     let port = free_port();
     let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("serve-{port}.log"));
     let child = Command::new(env!("CARGO_BIN_EXE_lathe"))
@@ -62,6 +63,7 @@ pub fn start_server(extra_args: &[&str]) -> (Server, u16) {
             "0.5",
         ])
         .args(extra_args)
+        .envs(envs.iter().copied())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
@@ -70,6 +72,12 @@ pub fn start_server(extra_args: &[&str]) -> (Server, u16) {
         child: Some(child),
         log,
     };
+    (server, port)
+}
+
+/// Starts `lathe serve` on the default model at a free port; returns it once /health is 200.
+pub fn start_server(extra_args: &[&str]) -> (Server, u16) {
+    let (server, port) = spawn_server(extra_args, &[]);
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         let ok = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok_and(|mut s| {
