@@ -2,7 +2,7 @@
 //! response object with its output items. Stream events are built in `routes/responses_*`.
 //!
 //! Input items and tools stay `Value`s here: their many types are told apart and checked in
-//! `validation/responses.rs`, which names the offending item in its 400.
+//! `validation/responses/`, which names the offending item in its 400.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

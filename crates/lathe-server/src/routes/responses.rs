@@ -1,5 +1,5 @@
 //! `POST /v1/responses`: the Responses API (stateless: the client re-sends the history each
-//! turn). Validated and prepared through the chat pipeline (`validation/responses.rs`), run as
+//! turn). Validated and prepared through the chat pipeline (`validation/responses/`), run as
 //! one generation, answered as the response object or as named SSE events
 //! (`responses_stream.rs`); both shapes are built by the same `ResponseRun`.
 
