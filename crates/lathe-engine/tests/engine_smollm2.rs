@@ -56,7 +56,7 @@ fn preemption_when_the_pool_is_too_small_still_completes_every_request() {
     let engine = engine(EngineConfig {
         num_blocks: Some(20),
         enable_prefix_caching: false,
-        ..EngineConfig::default()
+        ..common::smollm2()
     });
     let prompts: Vec<Vec<u32>> = PROMPTS[..6]
         .iter()

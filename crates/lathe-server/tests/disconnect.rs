@@ -17,6 +17,7 @@ async fn dropping_the_stream_cancels_and_frees_blocks() {
     let engine = lathe_engine::start(EngineConfig {
         max_model_len: Some(2048),
         cpu_kv_cache_bytes: 256 << 20,
+        model: "smollm2-135m-instruct".into(),
         ..Default::default()
     })
     .expect("the default model loads");
@@ -90,6 +91,7 @@ async fn a_stream_cut_by_shutdown_ends_with_response_failed() {
     let engine = lathe_engine::start(EngineConfig {
         max_model_len: Some(2048),
         cpu_kv_cache_bytes: 64 << 20,
+        model: "smollm2-135m-instruct".into(),
         ..Default::default()
     })
     .expect("the default model loads");

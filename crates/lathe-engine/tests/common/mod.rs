@@ -7,14 +7,22 @@ use lathe_core::SamplingParams;
 use lathe_engine::{EngineConfig, EngineHandle, GenerateRequest, Generated, StreamEvent};
 
 pub fn engine(cfg: EngineConfig) -> EngineHandle {
-    lathe_engine::start(cfg).expect("engine starts on the default model")
+    lathe_engine::start(cfg).expect("the engine starts")
 }
 
 pub fn default_engine() -> EngineHandle {
     engine(EngineConfig {
         cpu_kv_cache_bytes: 256 << 20,
-        ..EngineConfig::default()
+        ..smollm2()
     })
+}
+
+/// The fast test model (SmolLM2-135M, Q4_1): the engine's behaviour tests run on it.
+pub fn smollm2() -> EngineConfig {
+    EngineConfig {
+        model: "smollm2-135m-instruct".into(),
+        ..EngineConfig::default()
+    }
 }
 
 pub fn greedy(max_tokens: usize) -> SamplingParams {

@@ -27,6 +27,7 @@ pub fn engine() -> EngineHandle {
             lathe_engine::start(EngineConfig {
                 max_model_len: Some(MAX_MODEL_LEN),
                 cpu_kv_cache_bytes: 512 << 20,
+                model: "smollm2-135m-instruct".into(),
                 ..EngineConfig::default()
             })
             .expect("the default model loads")
