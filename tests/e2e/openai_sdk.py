@@ -125,15 +125,70 @@ def completions(ctx):
     assert "".join(p.choices[0].text for p in parts if p.choices) == r.choices[0].text
 
 
+FIM_PREFIX = 'def is_even(n):\n    """Return True when n is even."""\n'
+FIM_SUFFIX = '\n\nassert is_even(4)\nassert not is_even(7)\nprint("fim ok")\n'
+
+
+def run_python(code):
+    import subprocess
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+
+
 @check
-def suffix_is_a_clear_400(ctx):
-    try:
-        ctx.client.completions.create(model=ctx.model, prompt="def f(", suffix="\n    return x", max_tokens=4)
-    except openai.BadRequestError as e:
-        assert e.status_code == 400
-        assert "fill-in-the-middle" in str(e), str(e)
-        return
-    raise AssertionError("suffix on a model without FIM tokens must fail")
+def fim_completion_runs(ctx):
+    # The model's FIM tokens come from its vocabulary; the middle it writes must make the
+    # assembled file run.
+    r = ctx.client.completions.create(model=ctx.model, prompt=FIM_PREFIX, suffix=FIM_SUFFIX, max_tokens=48, temperature=0)
+    middle = r.choices[0].text
+    assert r.choices[0].finish_reason == "stop", r
+    code = FIM_PREFIX + middle + FIM_SUFFIX
+    p = run_python(code)
+    assert p.returncode == 0 and "fim ok" in p.stdout, (middle, p.stdout, p.stderr)
+
+
+@check
+def infill_with_extra_context(ctx):
+    # llama.cpp's /infill (llama.vscode, llama.vim): input_extra files go in the repo-level layout.
+    body = {
+        "input_prefix": "from geometry import area_of_square\n\ndef total_area(sides):\n    return ",
+        "input_suffix": "\n",
+        "input_extra": [{"filename": "geometry.py", "text": "def area_of_square(side):\n    return side * side\n"}],
+        "n_predict": 24,
+        "temperature": 0,
+    }
+    req = urllib.request.Request(
+        ctx.root + "/infill",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {ctx.api_key}"},
+    )
+    with urllib.request.urlopen(req, timeout=300) as resp:
+        out = json.loads(resp.read())
+    assert isinstance(out.get("content"), str) and out["content"].strip(), out
+    assert "area_of_square" in out["content"], out
+
+
+@check
+def models_report_the_32k_window(ctx):
+    m = ctx.client.models.list().data[0]
+    assert m.id == ctx.model, m
+    assert m.model_extra.get("max_model_len") == 32768, m
+
+
+@check
+def auto_tool_call_from_the_chat_template(ctx):
+    # No forcing: the model writes its own (hermes) tool call because the template offers tools.
+    r = ctx.client.chat.completions.create(
+        model=ctx.model,
+        messages=[{"role": "user", "content": "What's the weather in Paris, in celsius? Use the tool."}],
+        tools=[WEATHER_TOOL],
+        max_tokens=96,
+        temperature=0,
+    )
+    msg = r.choices[0].message
+    assert r.choices[0].finish_reason == "tool_calls", r
+    assert msg.tool_calls and msg.tool_calls[0].function.name == "get_weather", msg
+    args = json.loads(msg.tool_calls[0].function.arguments)
+    assert args.get("city", "").lower().startswith("paris"), args
 
 
 @check
@@ -302,13 +357,14 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--base-url", required=True)
     ap.add_argument("--api-key", required=True)
-    ap.add_argument("--model", default="smollm2-135m-instruct")
+    ap.add_argument("--model", default="qwen2.5-coder-0.5b-instruct")
     ap.add_argument("--ready-timeout", type=float, default=300)
     a = ap.parse_args()
     ctx = Ctx()
     ctx.base_url = a.base_url
     ctx.root = a.base_url.rsplit("/v1", 1)[0]
     ctx.model = a.model
+    ctx.api_key = a.api_key
     ctx.client = openai.OpenAI(base_url=a.base_url, api_key=a.api_key, max_retries=0, timeout=300)
     print(f"openai {openai.__version__} against {a.base_url}", flush=True)
     wait_ready(ctx.root, a.ready_timeout)
