@@ -1,7 +1,7 @@
 //! Building a [`TextTokenizer`] from GGUF metadata (`tokenizer.ggml.*`).
 //!
-//! Only byte-level BPE (`tokenizer.ggml.model = "gpt2"`) is built; SentencePiece (`"llama"`)
-//! is a clear error for now. The result is an ordinary HF `tokenizers::Tokenizer`, so a model
+//! Byte-level BPE (`tokenizer.ggml.model = "gpt2"`) and SentencePiece (`"llama"`, see
+//! `spm.rs`) are built; any other model is a clear error. The result is an ordinary HF `tokenizers::Tokenizer`, so a model
 //! loaded from GGUF and the same model loaded from tokenizer.json tokenize identically and the
 //! rest of the engine never knows which one it got.
 //!
@@ -16,47 +16,38 @@ use tokenizers::models::bpe::{Vocab, BPE};
 use tokenizers::processors::template::{SpecialToken, TemplateProcessing};
 use tokenizers::{AddedToken, Tokenizer};
 
-use super::{pretokenizer, TextTokenizer, TokenizerMeta};
+use super::{pretokenizer, spm, TextTokenizer, TokenizerMeta};
 
 const TOKEN_TYPE_CONTROL: i64 = 3;
 const TOKEN_TYPE_USER_DEFINED: i64 = 4;
 
 pub(crate) fn build(content: &Content) -> Result<TextTokenizer> {
     let md = Meta(content);
-    match md.str("tokenizer.ggml.model") {
-        Some("gpt2") => {}
-        Some("llama") => bail!(
-            "GGUF SentencePiece tokenizers (tokenizer.ggml.model = \"llama\") are not supported \
-             yet; load the model's tokenizer.json instead"
-        ),
-        Some(other) => bail!("unsupported GGUF tokenizer model {other:?} (only \"gpt2\" BPE)"),
-        None => bail!("GGUF has no tokenizer.ggml.model"),
-    }
+    let model = md
+        .str("tokenizer.ggml.model")
+        .context("GGUF has no tokenizer.ggml.model")?;
     let tokens = md.strings("tokenizer.ggml.tokens")?;
-    let merges = md
-        .strings("tokenizer.ggml.merges")?
-        .iter()
-        .map(|m| split_merge(m))
-        .collect::<Result<Vec<_>>>()?;
     let types = md.ints("tokenizer.ggml.token_type").unwrap_or_default();
-    // A GGUF without the key used llama.cpp's legacy default regex chain.
-    let pre = md.str("tokenizer.ggml.pre").unwrap_or("default");
-    let spec = pretokenizer::for_name(pre)?;
-
-    let mut vocab = Vocab::default();
-    for (id, tok) in tokens.iter().enumerate() {
-        // First occurrence wins when a vocab repeats a string (a few GGUFs do).
-        vocab.entry(tok.clone()).or_insert(id as u32);
-    }
-    let bpe = BPE::builder()
-        .vocab_and_merges(vocab, merges)
-        .ignore_merges(spec.ignore_merges)
-        .build()
-        .map_err(|e| anyhow!("building BPE from GGUF vocab: {e}"))?;
-
-    let mut tk = Tokenizer::new(bpe);
-    tk.with_pre_tokenizer(Some(spec.pre_tokenizer));
-    tk.with_decoder(Some(ByteLevel::default()));
+    let (mut tk, default_add_bos) = match model {
+        "gpt2" => {
+            // A GGUF without the key used llama.cpp's legacy default regex chain.
+            let pre = md.str("tokenizer.ggml.pre").unwrap_or("default");
+            (
+                byte_level_bpe(&md, &tokens, pre)?,
+                pretokenizer::default_add_bos(pre),
+            )
+        }
+        "llama" => {
+            let scores = md.floats("tokenizer.ggml.scores").unwrap_or_default();
+            let space_prefix = md.bool("tokenizer.ggml.add_space_prefix").unwrap_or(true);
+            // SentencePiece models add BOS unless the GGUF says otherwise (llama.cpp's default).
+            (spm::tokenizer(&tokens, &scores, space_prefix)?, true)
+        }
+        other => bail!(
+            "unsupported GGUF tokenizer model {other:?}: lathe builds \"gpt2\" (byte-level BPE) \
+             and \"llama\" (SentencePiece); load the model's tokenizer.json instead"
+        ),
+    };
     add_typed_tokens(&mut tk, &tokens, &types);
 
     let token_at = |key: &str| {
@@ -67,7 +58,7 @@ pub(crate) fn build(content: &Content) -> Result<TextTokenizer> {
     let eos = token_at("tokenizer.ggml.eos_token_id");
     let add_bos = md
         .bool("tokenizer.ggml.add_bos_token")
-        .unwrap_or_else(|| pretokenizer::default_add_bos(pre));
+        .unwrap_or(default_add_bos);
     let add_eos = md.bool("tokenizer.ggml.add_eos_token").unwrap_or(false);
     let add_bos = add_bos && bos.is_some();
     if let Some(pp) = post_processor(
@@ -92,6 +83,30 @@ pub(crate) fn build(content: &Content) -> Result<TextTokenizer> {
             add_bos,
         },
     ))
+}
+
+/// A byte-level BPE over the GGUF vocabulary and merges with the named pre-tokenizer.
+fn byte_level_bpe(md: &Meta, tokens: &[String], pre: &str) -> Result<Tokenizer> {
+    let merges = md
+        .strings("tokenizer.ggml.merges")?
+        .iter()
+        .map(|m| split_merge(m))
+        .collect::<Result<Vec<_>>>()?;
+    let spec = pretokenizer::for_name(pre)?;
+    let mut vocab = Vocab::default();
+    for (id, tok) in tokens.iter().enumerate() {
+        // First occurrence wins when a vocab repeats a string (a few GGUFs do).
+        vocab.entry(tok.clone()).or_insert(id as u32);
+    }
+    let bpe = BPE::builder()
+        .vocab_and_merges(vocab, merges)
+        .ignore_merges(spec.ignore_merges)
+        .build()
+        .map_err(|e| anyhow!("building BPE from GGUF vocab: {e}"))?;
+    let mut tk = Tokenizer::new(bpe);
+    tk.with_pre_tokenizer(Some(spec.pre_tokenizer));
+    tk.with_decoder(Some(ByteLevel::default()));
+    Ok(tk)
 }
 
 /// Registers control and user-defined tokens as HF added tokens so they are matched in text
@@ -187,6 +202,11 @@ impl Meta<'_> {
         arr.iter()
             .map(|v| v.to_string().cloned().map_err(|e| anyhow!("{key}: {e}")))
             .collect()
+    }
+
+    fn floats(&self, key: &str) -> Option<Vec<f32>> {
+        let arr = self.get(key)?.to_vec().ok()?;
+        arr.iter().map(|v| v.to_f32().ok()).collect()
     }
 
     fn ints(&self, key: &str) -> Option<Vec<i64>> {

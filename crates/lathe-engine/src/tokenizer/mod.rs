@@ -18,6 +18,7 @@
 mod config;
 mod gguf;
 mod pretokenizer;
+mod spm;
 
 use std::path::Path;
 
@@ -62,7 +63,8 @@ pub(crate) struct TokenizerMeta {
 }
 
 impl TextTokenizer {
-    /// Builds the tokenizer from a GGUF file's `tokenizer.*` metadata (byte-level BPE only).
+    /// Builds the tokenizer from a GGUF file's `tokenizer.*` metadata (byte-level BPE or
+    /// SentencePiece).
     pub fn from_gguf(content: &Content) -> Result<Self> {
         gguf::build(content)
     }
