@@ -25,6 +25,16 @@ pub fn smollm2() -> EngineConfig {
     }
 }
 
+/// The local GGUF file of a registry model (fetched and verified on first use).
+pub fn registry_gguf(id: &str) -> std::path::PathBuf {
+    let resolved = lathe_models::loader::resolve(id, &lathe_models::Registry::builtin())
+        .unwrap_or_else(|e| panic!("{id}: {e:#}"));
+    match resolved.files {
+        lathe_models::loader::ModelFiles::Gguf(path) => path,
+        other => panic!("{id} is not a GGUF model: {other:?}"),
+    }
+}
+
 pub fn greedy(max_tokens: usize) -> SamplingParams {
     SamplingParams {
         ignore_eos: true,

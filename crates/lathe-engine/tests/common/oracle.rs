@@ -1,16 +1,47 @@
-//! The reference for the default-model oracles: candle-transformers' own quantized llama
-//! (`quantized_llama::ModelWeights`) on the same GGUF file, greedy, batch 1.
+//! The reference for the quantized-model oracles: candle-transformers' own quantized model of
+//! the file's architecture (`quantized_llama`, `quantized_qwen2`) on the same GGUF file,
+//! greedy, batch 1.
+
+use std::path::Path;
 
 use candle_core::{Device, Tensor};
-use candle_transformers::models::quantized_llama::ModelWeights;
+use candle_transformers::models::{quantized_llama, quantized_qwen2};
 use lathe_engine::EngineHandle;
 
-/// Reference greedy run: per step (chosen token, full logit row).
-pub fn reference(prompt: &[u32], n: usize) -> Vec<(u32, Vec<f32>)> {
-    let path = lathe_models::default_model::default_gguf_path().unwrap();
-    let mut f = std::fs::File::open(&path).unwrap();
-    let ct = candle_core::quantized::gguf_file::Content::read(&mut f).unwrap();
-    let mut model = ModelWeights::from_gguf(ct, &mut f, &Device::Cpu).unwrap();
+/// candle-transformers' quantized model for a GGUF file, by `general.architecture`.
+enum Reference {
+    Llama(quantized_llama::ModelWeights),
+    Qwen2(quantized_qwen2::ModelWeights),
+}
+
+impl Reference {
+    fn load(path: &Path) -> Self {
+        let mut f = std::fs::File::open(path).unwrap();
+        let ct = candle_core::quantized::gguf_file::Content::read(&mut f).unwrap();
+        let arch = ct.metadata["general.architecture"].to_string().unwrap().clone();
+        match arch.as_str() {
+            "llama" => Self::Llama(
+                quantized_llama::ModelWeights::from_gguf(ct, &mut f, &Device::Cpu).unwrap(),
+            ),
+            "qwen2" => Self::Qwen2(
+                quantized_qwen2::ModelWeights::from_gguf(ct, &mut f, &Device::Cpu).unwrap(),
+            ),
+            other => panic!("no candle reference for GGUF architecture {other}"),
+        }
+    }
+
+    fn forward(&mut self, x: &Tensor, pos: usize) -> Tensor {
+        match self {
+            Self::Llama(m) => m.forward(x, pos),
+            Self::Qwen2(m) => m.forward(x, pos),
+        }
+        .unwrap()
+    }
+}
+
+/// Reference greedy run on the GGUF at `path`: per step (chosen token, full logit row).
+pub fn reference(path: &Path, prompt: &[u32], n: usize) -> Vec<(u32, Vec<f32>)> {
+    let mut model = Reference::load(path);
     let mut out = Vec::new();
     let mut input = prompt.to_vec();
     let mut pos = 0;
@@ -21,7 +52,6 @@ pub fn reference(prompt: &[u32], n: usize) -> Vec<(u32, Vec<f32>)> {
             .unwrap();
         let logits: Vec<f32> = model
             .forward(&x, pos)
-            .unwrap()
             .flatten_all()
             .unwrap()
             .to_vec1()
@@ -139,10 +169,11 @@ pub fn compare(
 /// reference; the mean chosen-token difference over all prompts must stay within
 /// `tol.chosen_mean`.
 pub fn check_prompts(engine: &EngineHandle, n: usize, tol: &Tolerance) {
+    let path = super::registry_gguf(&engine.info().id);
     let (mut max, mut sum, mut count) = (0f32, 0f32, 0usize);
     for (p, prompt) in prompts(engine).into_iter().enumerate() {
         let ours = super::greedy_trace(engine, prompt.clone(), n);
-        let theirs = reference(&prompt, n);
+        let theirs = reference(&path, &prompt, n);
         let a = compare(&format!("prompt {p}"), &ours, &theirs, tol);
         eprintln!(
             "prompt {p}: {} of {n} tokens identical, chosen logprobs within {} (mean {})",
