@@ -20,7 +20,13 @@ use std::sync::Arc;
 const TOL_REF: f64 = 2e-2;
 const TOL_PATH: f64 = 1e-5;
 
-const LEGACY: [QuantFormat; 3] = [QuantFormat::Q4_0, QuantFormat::Q4_1, QuantFormat::Q8_0];
+const LEGACY: [QuantFormat; 5] = [
+    QuantFormat::Q4_0,
+    QuantFormat::Q4_1,
+    QuantFormat::Q5_0,
+    QuantFormat::Q5_1,
+    QuantFormat::Q8_0,
+];
 const KQUANT: [QuantFormat; 2] = [QuantFormat::Q4K, QuantFormat::Q6K];
 
 fn f16b(v: f32) -> [u8; 2] {
@@ -33,7 +39,8 @@ fn random_block(f: QuantFormat, rng: &mut StdRng, out: &mut Vec<u8>) {
     let start = out.len();
     match f {
         QuantFormat::Q4_0 => out.extend(f16b(d)),
-        QuantFormat::Q4_1 => {
+        QuantFormat::Q5_0 => out.extend(f16b(d / 2.0)),
+        QuantFormat::Q4_1 | QuantFormat::Q5_1 => {
             out.extend(f16b(d));
             out.extend(f16b(-d * rng.random_range(4.0f32..12.0)));
         }
@@ -144,6 +151,8 @@ fn ggml_dtype(f: QuantFormat) -> GgmlDType {
     match f {
         QuantFormat::Q4_0 => GgmlDType::Q4_0,
         QuantFormat::Q4_1 => GgmlDType::Q4_1,
+        QuantFormat::Q5_0 => GgmlDType::Q5_0,
+        QuantFormat::Q5_1 => GgmlDType::Q5_1,
         QuantFormat::Q8_0 => GgmlDType::Q8_0,
         QuantFormat::Q4K => GgmlDType::Q4K,
         QuantFormat::Q6K => GgmlDType::Q6K,
@@ -173,7 +182,9 @@ fn check_case(f: QuantFormat, rows: usize, cols: usize, ms: &[usize], seed: u64)
         let what = format!("{f:?} {rows}x{cols} m={m} scalar vs ref");
         check_bound(&scalar, &yref, &wref, &x, m, rows, cols, &what);
         let e = rel_err(&scalar, &yref);
-        assert!(e < TOL_REF || m * rows < 49, "{what}: {e}");
+        // The aggregate error is a statistic: meaningful over many outputs of multi-block rows
+        // (a one-block row carries one activation scale's rounding); `check_bound` holds always.
+        assert!(e < TOL_REF || m * rows < 49 || cols < 64, "{what}: {e}");
         for isa in Isa::available() {
             let mut y = vec![f32::NAN; m * rows];
             w.matmul_with(isa, &x, m, &mut y);
@@ -306,6 +317,8 @@ fn matches_candle_qmatmul() {
         (QuantFormat::Q4_1, 49, 576),
         (QuantFormat::Q4_1, 7, 1536),
         (QuantFormat::Q8_0, 49, 576),
+        (QuantFormat::Q5_0, 49, 896),
+        (QuantFormat::Q5_1, 7, 576),
         (QuantFormat::Q4K, 7, 512),
         (QuantFormat::Q6K, 49, 256),
     ];

@@ -7,6 +7,8 @@
 //! |--------|-------|-------|----------------------------------------------------------|-------------------|
 //! | Q4_0   | 32    | 18    | `d: f16, qs: [u8; 16]` lo nibble = elem i, hi = i + 16    | `d * (q - 8)`     |
 //! | Q4_1   | 32    | 20    | `d: f16, m: f16, qs: [u8; 16]` nibbles as Q4_0           | `d * q + m`       |
+//! | Q5_0   | 32    | 22    | `d: f16, qh: u32, qs: [u8; 16]` bit j of qh = bit 4 of j | `d * (q - 16)`    |
+//! | Q5_1   | 32    | 24    | `d: f16, m: f16, qh: u32, qs: [u8; 16]`                  | `d * q + m`       |
 //! | Q8_0   | 32    | 34    | `d: f16, qs: [i8; 32]`                                   | `d * q`           |
 //! | Q4_K   | 256   | 144   | `d, dmin: f16, scales: [u8; 12], qs: [u8; 128]`          | `d*sc*q - dmin*m` |
 //! | Q6_K   | 256   | 210   | `ql: [u8; 128], qh: [u8; 64], scales: [i8; 16], d: f16`  | `d * sc * (q-32)` |
@@ -24,6 +26,8 @@ use half::f16;
 pub enum QuantFormat {
     Q4_0,
     Q4_1,
+    Q5_0,
+    Q5_1,
     Q8_0,
     Q4K,
     Q6K,
@@ -33,7 +37,7 @@ impl QuantFormat {
     /// Weights per GGUF block.
     pub fn block_elems(self) -> usize {
         match self {
-            Self::Q4_0 | Self::Q4_1 | Self::Q8_0 => 32,
+            Self::Q4_0 | Self::Q4_1 | Self::Q5_0 | Self::Q5_1 | Self::Q8_0 => 32,
             Self::Q4K | Self::Q6K => 256,
         }
     }
@@ -43,6 +47,8 @@ impl QuantFormat {
         match self {
             Self::Q4_0 => 18,
             Self::Q4_1 => 20,
+            Self::Q5_0 => 22,
+            Self::Q5_1 => 24,
             Self::Q8_0 => 34,
             Self::Q4K => 144,
             Self::Q6K => 210,
@@ -73,6 +79,11 @@ pub(crate) struct Group {
 
 fn h(b: &[u8], at: usize) -> f32 {
     f16::from_le_bytes([b[at], b[at + 1]]).to_f32()
+}
+
+/// The 32 fifth bits of a Q5_0 / Q5_1 block (little-endian u32: bit j belongs to element j).
+fn q5_high_bits(b: &[u8]) -> u32 {
+    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
 }
 
 /// ggml's `get_scale_min_k4`: the j-th 6-bit (scale, min) pair of a Q4_K block.
@@ -106,6 +117,19 @@ fn decode_block(format: QuantFormat, b: &[u8], out: &mut Vec<Group>) {
             for i in 0..16 {
                 g.u[i] = b[off + i] & 0xF;
                 g.u[i + 16] = b[off + i] >> 4;
+            }
+            out.push(g);
+        }
+        QuantFormat::Q5_0 | QuantFormat::Q5_1 => {
+            // Five-bit values kept one per byte (the packed layout has no 5-bit form).
+            let asym = format == QuantFormat::Q5_1;
+            let off = if asym { 4 } else { 2 };
+            g.d = h(b, 0);
+            g.c = if asym { h(b, 2) } else { -16.0 * g.d };
+            let (qh, qs) = (q5_high_bits(&b[off..]), &b[off + 4..off + 20]);
+            for i in 0..16 {
+                g.u[i] = (qs[i] & 0xF) | (((qh >> i) & 1) << 4) as u8;
+                g.u[i + 16] = (qs[i] >> 4) | (((qh >> (i + 16)) & 1) << 4) as u8;
             }
             out.push(g);
         }
@@ -212,6 +236,27 @@ pub fn dequantize_gguf(
                     let v = if i < 16 { q[i] & 0xF } else { q[i - 16] >> 4 };
                     v as f32 * d + m
                 }));
+            }
+            QuantFormat::Q5_0 | QuantFormat::Q5_1 => {
+                // ggml's dequantize_row_q5_0 / _q5_1.
+                let asym = format == QuantFormat::Q5_1;
+                let off = if asym { 4 } else { 2 };
+                let (d, m) = (h(b, 0), if asym { h(b, 2) } else { 0.0 });
+                let qh = q5_high_bits(&b[off..]);
+                let qs = &b[off + 4..off + 20];
+                let mut blk = [0f32; 32];
+                for j in 0..16 {
+                    let x0 = ((qs[j] & 0xF) as u32 | ((qh >> j) << 4) & 0x10) as i32;
+                    let x1 = ((qs[j] >> 4) as u32 | (qh >> (j + 12)) & 0x10) as i32;
+                    if asym {
+                        blk[j] = x0 as f32 * d + m;
+                        blk[j + 16] = x1 as f32 * d + m;
+                    } else {
+                        blk[j] = (x0 - 16) as f32 * d;
+                        blk[j + 16] = (x1 - 16) as f32 * d;
+                    }
+                }
+                y.extend_from_slice(&blk);
             }
             QuantFormat::Q8_0 => {
                 let d = h(b, 0);

@@ -146,6 +146,8 @@ impl QuantMatrix {
         let format = match t.dtype() {
             D::Q4_0 => QuantFormat::Q4_0,
             D::Q4_1 => QuantFormat::Q4_1,
+            D::Q5_0 => QuantFormat::Q5_0,
+            D::Q5_1 => QuantFormat::Q5_1,
             D::Q8_0 => QuantFormat::Q8_0,
             D::Q4K => QuantFormat::Q4K,
             D::Q6K => QuantFormat::Q6K,

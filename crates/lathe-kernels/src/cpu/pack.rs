@@ -63,6 +63,8 @@ macro_rules! kind {
 }
 kind!(KQ4_0, true, 32, false, false, -8, false);
 kind!(KQ4_1, true, 32, true, false, 0, false);
+kind!(KQ5_0, false, 32, false, false, -16, false);
+kind!(KQ5_1, false, 32, true, false, 0, false);
 kind!(KQ8_0, false, 32, false, false, -128, true);
 kind!(KQ4K, true, 32, true, true, 0, false);
 kind!(KQ6K, false, 16, false, true, -32, false);
@@ -77,6 +79,14 @@ macro_rules! with_kind {
             }
             $crate::cpu::QuantFormat::Q4_1 => {
                 type $k = $crate::cpu::pack::KQ4_1;
+                $body
+            }
+            $crate::cpu::QuantFormat::Q5_0 => {
+                type $k = $crate::cpu::pack::KQ5_0;
+                $body
+            }
+            $crate::cpu::QuantFormat::Q5_1 => {
+                type $k = $crate::cpu::pack::KQ5_1;
                 $body
             }
             $crate::cpu::QuantFormat::Q8_0 => {
