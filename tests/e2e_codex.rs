@@ -77,7 +77,8 @@ fn codex_exec_with_its_default_config_runs_a_tool_the_model_called() {
         read("codex.err"),
         strip_ansi(&read("serve.log")),
     );
-    let context = format!("--- codex stdout\n{out}\n--- codex stderr\n{err}\n--- lathe serve\n{log}");
+    let context =
+        format!("--- codex stdout\n{out}\n--- codex stderr\n{err}\n--- lathe serve\n{log}");
     assert!(status.success(), "codex exec failed ({status}):\n{context}");
     let items = completed_items(&out);
     let commands: Vec<&serde_json::Value> = items

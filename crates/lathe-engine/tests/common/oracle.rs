@@ -18,7 +18,10 @@ impl Reference {
     fn load(path: &Path) -> Self {
         let mut f = std::fs::File::open(path).unwrap();
         let ct = candle_core::quantized::gguf_file::Content::read(&mut f).unwrap();
-        let arch = ct.metadata["general.architecture"].to_string().unwrap().clone();
+        let arch = ct.metadata["general.architecture"]
+            .to_string()
+            .unwrap()
+            .clone();
         match arch.as_str() {
             "llama" => Self::Llama(
                 quantized_llama::ModelWeights::from_gguf(ct, &mut f, &Device::Cpu).unwrap(),

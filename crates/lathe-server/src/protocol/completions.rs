@@ -17,6 +17,22 @@ pub struct CompletionRequest {
     /// Number of top alternatives per token (OpenAI: 0..=5; we allow up to 20).
     pub logprobs: Option<i64>,
     pub best_of: Option<i64>,
+    /// lathe extension: other files of the project, laid out before the current one in the
+    /// repo-level FIM format (needs `suffix`).
+    pub extra_context: Option<Vec<ExtraFile>>,
+    /// lathe extension: the repository name of the repo-level FIM layout.
+    pub repo_name: Option<String>,
+    /// lathe extension: the current file's name in the repo-level FIM layout.
+    pub filename: Option<String>,
+}
+
+/// One other file of the project (`extra_context`, and `/infill`'s `input_extra`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ExtraFile {
+    #[serde(default)]
+    pub filename: Option<String>,
+    #[serde(default)]
+    pub text: String,
 }
 
 /// `prompt`: a string, a list of strings, a list of token ids, or a list of such lists.

@@ -6,11 +6,13 @@
 pub mod chat;
 pub mod common;
 pub mod completions;
+pub mod infill;
 pub mod misc;
 pub mod responses;
 
 pub use chat::*;
 pub use common::*;
 pub use completions::*;
+pub use infill::*;
 pub use misc::*;
 pub use responses::*;

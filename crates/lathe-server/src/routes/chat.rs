@@ -59,11 +59,9 @@ impl ChatContext {
     }
 }
 
-/// Whether the registry says this model writes `<think>` reasoning.
+/// Whether this model writes `<think>` reasoning (its template, or models.toml).
 pub(crate) fn thinks_in_tags(info: &lathe_engine::ModelInfo) -> bool {
-    info.entry
-        .as_ref()
-        .is_some_and(|e| e.reasoning == "think_tags")
+    info.reasoning == lathe_models::registry::ReasoningFormat::ThinkTags
 }
 
 pub async fn chat_completions(

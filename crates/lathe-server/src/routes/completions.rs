@@ -19,32 +19,42 @@ use crate::generate::{blocking, Generation, Job, LoggedByGeneration};
 use crate::protocol::*;
 use crate::sse::{json, sse_response, SseSource};
 use crate::state::AppState;
-use crate::validation::completions::{prepare, validate};
+use crate::validation::completions::{prepare, validate, ValidCompletion};
 
-struct Ctx {
-    id: String,
-    model: String,
-    created: u64,
-    tokenizer: Arc<TextTokenizer>,
-    logprobs: bool,
+pub(super) struct Ctx {
+    pub id: String,
+    pub model: String,
+    pub created: u64,
+    pub tokenizer: Arc<TextTokenizer>,
+    pub logprobs: bool,
 }
 
 /// One choice being built.
 #[derive(Default)]
-struct ChoiceAcc {
-    text: String,
+pub(super) struct ChoiceAcc {
+    pub text: String,
     logprobs: CompletionLogprobs,
     finish_reason: Option<String>,
     /// The echoed prompt, sent ahead of the first generated text.
     echo: Option<(String, CompletionLogprobs)>,
 }
 
-pub async fn completions(
-    State(state): State<AppState>,
-    JsonBody(body): JsonBody,
-) -> Result<Response, ApiError> {
-    let arrived = Instant::now();
-    let valid = validate(&state, from_value(&body)?, from_value(&body)?)?;
+/// A started completion: what `/v1/completions` and `/infill` both answer from.
+pub(super) struct Run {
+    pub ctx: Ctx,
+    pub gen: Generation,
+    pub accs: Vec<ChoiceAcc>,
+    pub valid: ValidCompletion,
+    /// Per prompt: whether its FIM prompt was cut to fit the window.
+    pub truncated: Vec<bool>,
+}
+
+/// Prepares a validated request off the runtime and submits its choices.
+pub(super) async fn start(
+    state: &AppState,
+    valid: ValidCompletion,
+    arrived: Instant,
+) -> Result<Run, ApiError> {
     let st = state.clone();
     let (valid, prepared) = blocking(move || {
         let p = prepare(&st, &valid)?;
@@ -72,7 +82,30 @@ pub async fn completions(
             accs.push(acc);
         }
     }
-    let gen = Generation::start(&state, &ctx.id, arrived, jobs)?;
+    let gen = Generation::start(state, &ctx.id, arrived, jobs)?;
+    Ok(Run {
+        ctx,
+        gen,
+        accs,
+        valid,
+        truncated: prepared.iter().map(|p| p.truncated).collect(),
+    })
+}
+
+pub async fn completions(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let arrived = Instant::now();
+    let valid = validate(&state, from_value(&body)?, from_value(&body)?)?;
+    let Run {
+        ctx,
+        gen,
+        accs,
+        valid,
+        ..
+    } = start(&state, valid, arrived).await?;
+    let n = valid.sampling.n;
     if valid.sampling.stream {
         let stream = CompletionStream {
             ctx,
@@ -111,7 +144,7 @@ fn echo_logprobs(ctx: &Ctx, prompt: &[u32]) -> CompletionLogprobs {
 
 impl ChoiceAcc {
     /// Appends a token; returns the text and logprobs it adds (echo first, once).
-    fn push(
+    pub fn push(
         &mut self,
         ctx: &Ctx,
         t: Option<&TokenDelta>,

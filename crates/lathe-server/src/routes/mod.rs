@@ -10,6 +10,7 @@ mod chat_stream;
 pub mod common;
 mod completions;
 mod health;
+mod infill;
 mod metrics;
 mod models;
 mod responses;
@@ -40,6 +41,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/completions", post(completions::completions))
         .route("/v1/responses", post(responses::responses))
+        .route("/infill", post(infill::infill))
         .route("/v1/models", get(models::list))
         .route("/v1/models/{id}", get(models::get))
         .route("/tokenize", post(tokenize::tokenize))

@@ -35,10 +35,7 @@ pub async fn tokenize(
                     ApiError::bad_request(format!("model `{}` has no chat template", info.id))
                 })?;
                 let caps = messages::TemplateCaps::of(tok.chat_template());
-                let format = info
-                    .entry
-                    .as_ref()
-                    .and_then(|e| tool_parsers::format(&e.tool_format));
+                let format = tool_parsers::format(info.tool_format.as_str());
                 let decls: Option<Vec<serde_json::Value>> = req.tools.map(|t| {
                     t.iter()
                         .map(|t| serde_json::to_value(t).unwrap_or_default())

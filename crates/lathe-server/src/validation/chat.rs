@@ -73,17 +73,13 @@ pub fn validate(
 
     let tools = check_tools(req.tools.as_deref().unwrap_or(&[]))?;
     let choice = tool_choice(req.tool_choice, &tools)?;
-    let registry_format = info
-        .entry
-        .as_ref()
-        .map(|e| e.tool_format.as_str())
-        .unwrap_or("none");
+    let registry_format = info.tool_format.as_str();
     let format = tool_parsers::format(registry_format);
     if !matches!(choice, Choice::None) && format.is_none() {
         return Err(ApiError::invalid(
             "tools".to_string(),
             format!(
-                "model `{model}` has no supported tool-call format (registry tool_format `{registry_format}`; \
+                "model `{model}` has no supported tool-call format (tool_format `{registry_format}`, from its chat template or models.toml; \
                  implemented: {})",
                 tool_parsers::IMPLEMENTED.join(", ")
             ),

@@ -6,6 +6,7 @@
 
 pub mod chat;
 pub mod completions;
+pub mod infill;
 pub mod messages;
 pub mod responses;
 

@@ -169,13 +169,7 @@ pub fn validate(state: &AppState, body: &Value) -> Result<ValidResponses, ApiErr
 /// Whether the served model has a tool-call format lathe parses.
 fn model_calls_tools(state: &AppState) -> Result<bool, ApiError> {
     let engine = state.engine()?;
-    let format = engine
-        .info()
-        .entry
-        .as_ref()
-        .map(|e| e.tool_format.as_str())
-        .unwrap_or("none");
-    Ok(crate::tool_parsers::format(format).is_some())
+    Ok(crate::tool_parsers::format(engine.info().tool_format.as_str()).is_some())
 }
 
 /// A chat-pipeline error, re-addressed to the Responses field it came from.
