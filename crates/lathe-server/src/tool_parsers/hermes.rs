@@ -1,6 +1,9 @@
 //! Hermes / Qwen format: each call is a JSON object between tags,
 //! `<tool_call>\n{"name": "f", "arguments": {...}}\n</tool_call>`, possibly after some text.
-//! The default model's registry entry uses it too.
+//!
+//! Small Qwen2.5-Coder models often write the same object in a fenced block instead
+//! (```` ```json\n{"name": …, "arguments": …}\n``` ````); like llama.cpp's Hermes parser we
+//! take that as a call too. A fenced block that is not a call stays text.
 
 use serde_json::Value;
 
@@ -10,6 +13,8 @@ use crate::protocol::FunctionDef;
 
 const OPEN: &str = "<tool_call>";
 const CLOSE: &str = "</tool_call>";
+/// (opener, closer) pairs a call may sit between; the first is the format's own.
+const WRAPPERS: &[(&str, &str)] = &[(OPEN, CLOSE), ("```json\n", "```")];
 const ARG_KEYS: &[&str] = &["arguments", "parameters"];
 
 pub struct Hermes;
@@ -80,8 +85,9 @@ impl ToolFormat for Hermes {
 enum Mode {
     #[default]
     Text,
-    Call(CallScanner),
-    AfterCall,
+    /// Inside a call opened by `WRAPPERS[w]`.
+    Call(CallScanner, usize),
+    AfterCall(usize),
 }
 
 #[derive(Default)]
@@ -96,27 +102,44 @@ impl HermesParser {
         loop {
             match &mut self.mode {
                 Mode::Text => {
-                    if let Some(pos) = self.buf.find(OPEN) {
-                        let before: String = self.buf.drain(..pos + OPEN.len()).collect();
+                    let first = WRAPPERS
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(w, (open, _))| self.buf.find(open).map(|p| (p, w)))
+                        .min();
+                    if let Some((pos, w)) = first {
+                        let open = WRAPPERS[w].0;
+                        let before: String = self.buf.drain(..pos + open.len()).collect();
                         self.gate.push(&before[..pos], out);
-                        self.mode = Mode::Call(CallScanner::new(self.gate.calls, ARG_KEYS));
+                        self.mode = Mode::Call(CallScanner::new(self.gate.calls, ARG_KEYS), w);
                         continue;
                     }
-                    let keep = partial_suffix(&self.buf, OPEN);
+                    let keep = WRAPPERS
+                        .iter()
+                        .map(|(open, _)| partial_suffix(&self.buf, open))
+                        .max()
+                        .unwrap_or(0);
                     let text: String = self.buf.drain(..self.buf.len() - keep).collect();
                     self.gate.push(&text, out);
                     return;
                 }
-                Mode::Call(scanner) => {
+                Mode::Call(scanner, w) => {
+                    let w = *w;
                     let (ev, used, status) = scanner.push(&self.buf);
                     self.gate.note_starts(&ev);
                     out.extend(ev);
                     self.buf.drain(..used);
                     match status {
                         ScanStatus::NeedMore => return,
-                        ScanStatus::Done => self.mode = Mode::AfterCall,
+                        // A complete object that named no function is not a call: text.
+                        ScanStatus::Done if !scanner.started() => {
+                            let raw = format!("{}{}", WRAPPERS[w].0, scanner.raw());
+                            self.gate.push(&raw, out);
+                            self.mode = Mode::Text;
+                        }
+                        ScanStatus::Done => self.mode = Mode::AfterCall(w),
                         ScanStatus::Failed => {
-                            let raw = format!("{OPEN}{}", scanner.raw());
+                            let raw = format!("{}{}", WRAPPERS[w].0, scanner.raw());
                             let started = scanner.started();
                             self.mode = Mode::Text;
                             if !started {
@@ -125,13 +148,14 @@ impl HermesParser {
                         }
                     }
                 }
-                Mode::AfterCall => {
+                Mode::AfterCall(w) => {
+                    let close = WRAPPERS[*w].1;
                     let trimmed = self.buf.trim_start();
-                    if trimmed.starts_with(CLOSE) {
-                        let cut = self.buf.len() - trimmed.len() + CLOSE.len();
+                    if trimmed.starts_with(close) {
+                        let cut = self.buf.len() - trimmed.len() + close.len();
                         self.buf.drain(..cut);
                         self.mode = Mode::Text;
-                    } else if CLOSE.starts_with(trimmed) {
+                    } else if close.starts_with(trimmed) {
                         return; // maybe the closing tag is still coming
                     } else {
                         self.mode = Mode::Text;
@@ -155,18 +179,19 @@ impl ToolParser for HermesParser {
         self.run(&mut out);
         let rest = std::mem::take(&mut self.buf);
         match std::mem::take(&mut self.mode) {
-            Mode::Call(mut scanner) => {
+            Mode::Call(mut scanner, w) => {
                 let ev = scanner.finish();
                 if scanner.started() {
                     self.gate.note_starts(&ev);
                     out.extend(ev);
                 } else {
+                    let open = WRAPPERS[w].0;
                     self.gate
-                        .push(&format!("{OPEN}{}{rest}", scanner.raw()), &mut out);
+                        .push(&format!("{open}{}{rest}", scanner.raw()), &mut out);
                 }
             }
-            Mode::AfterCall if CLOSE.starts_with(rest.trim()) => {}
-            Mode::Text | Mode::AfterCall => self.gate.push(&rest, &mut out),
+            Mode::AfterCall(w) if WRAPPERS[w].1.starts_with(rest.trim()) => {}
+            Mode::Text | Mode::AfterCall(_) => self.gate.push(&rest, &mut out),
         }
         self.gate.finish(&mut out);
         out

@@ -100,6 +100,32 @@ fn hermes_plain_text_and_broken_calls() {
 }
 
 #[test]
+fn hermes_takes_a_fenced_json_call_as_a_call() {
+    // What Qwen2.5-Coder-0.5B-Instruct writes when offered tools by its template.
+    let f = format("hermes").unwrap();
+    let text = "```json\n{\n  \"name\": \"get_weather\",\n  \"arguments\": {\n    \"city\": \"Paris\",\n    \"unit\": \"celsius\"\n  }\n}\n```";
+    let (content, calls) = check(f, text);
+    assert_eq!(content, None);
+    assert_eq!(
+        calls,
+        vec![(
+            "get_weather".into(),
+            serde_json::json!({"city": "Paris", "unit": "celsius"})
+        )]
+    );
+    // A fenced block that is not a call, and other fences, stay text.
+    for text in [
+        "```json\n[1, 2, 3]\n```",
+        "```json\n{\"a\": 1}\n```",
+        "```python\nprint(1)\n```",
+    ] {
+        let (content, calls) = check(f, text);
+        assert!(calls.is_empty(), "{text:?}: {calls:?}");
+        assert_eq!(content.as_deref(), Some(text));
+    }
+}
+
+#[test]
 fn llama3_json_calls() {
     let f = format("llama3_json").unwrap();
     let text = "<|python_tag|>{\"name\": \"search\", \"parameters\": {\"q\": \"rust {braces} \\\"quoted\\\"\"}}; {\"name\": \"now\", \"parameters\": {}}";
