@@ -175,6 +175,24 @@ def models_report_the_32k_window(ctx):
 
 
 @check
+def auto_tool_call_from_the_chat_template(ctx):
+    # No forcing: tools reach the model through its chat template and it writes its own call
+    # (hermes; the 0.5B writes it as a fenced JSON object), parsed into tool_calls.
+    r = ctx.client.chat.completions.create(
+        model=ctx.model,
+        messages=[{"role": "user", "content": "What is the weather in Paris, in celsius? Use the tool."}],
+        tools=[WEATHER_TOOL],
+        max_tokens=96,
+        temperature=0,
+    )
+    msg = r.choices[0].message
+    assert r.choices[0].finish_reason == "tool_calls", r
+    assert msg.tool_calls and msg.tool_calls[0].function.name == "get_weather", msg
+    args = json.loads(msg.tool_calls[0].function.arguments)
+    assert args.get("city", "").lower().startswith("paris"), args
+
+
+@check
 def required_tool_call(ctx):
     r = ctx.client.chat.completions.create(
         model=ctx.model,
