@@ -7,7 +7,12 @@ use std::process::Command;
 
 #[test]
 fn bench_serve_against_lathe_serve_writes_a_complete_report() {
-    let (_server, port) = common::start_server(&["--max-model-len", "1024"]);
+    let (_server, port) = common::start_server(&[
+        "--model",
+        "smollm2-135m-instruct",
+        "--max-model-len",
+        "1024",
+    ]);
     let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-{port}.json"));
     let status = Command::new(env!("CARGO_BIN_EXE_lathe"))
         .args([
