@@ -14,6 +14,7 @@ pub mod tokenizer;
 
 pub use engine::{
     start, DeviceChoice, EngineConfig, EngineHandle, EngineStats, FinishReason, Finished,
-    GenerateRequest, Generated, ModelInfo, RequestStream, StreamEvent, SubmitError, TokenDelta,
+    GenerateRequest, Generated, ModelInfo, RequestStopper, RequestStream, StreamEvent, SubmitError,
+    TokenDelta,
 };
 pub use lathe_core::SamplingParams;

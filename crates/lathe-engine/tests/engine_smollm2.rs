@@ -127,6 +127,41 @@ fn dropping_a_stream_frees_its_blocks() {
 }
 
 #[test]
+fn a_stopper_ends_the_request_as_a_stop_with_usage_and_frees_its_blocks() {
+    let engine = default_engine();
+    let prompt = chat_prompt(&engine, "Tell me a very long story about a lighthouse.");
+    let prompt_len = prompt.len();
+    let mut stream = engine
+        .submit(GenerateRequest::new(prompt, greedy(400)))
+        .unwrap();
+    let stopper = stream.stopper();
+    let rt = runtime();
+    let (seen, finished) = rt.block_on(async {
+        let mut seen = 0;
+        loop {
+            match stream.next().await {
+                Some(StreamEvent::Token(_)) => {
+                    seen += 1;
+                    if seen == 6 {
+                        stopper.stop();
+                    }
+                }
+                Some(StreamEvent::Finished(f)) => return (seen, f),
+                None => panic!("the stream ended without a Finished event"),
+            }
+        }
+    });
+    assert_eq!(finished.reason, FinishReason::Stop);
+    assert_eq!(finished.prompt_tokens, prompt_len);
+    // Tokens already in flight may still arrive, but nowhere near the 400 asked for.
+    assert!((6..40).contains(&seen), "{seen} tokens after the stop");
+    assert_eq!(finished.completion_tokens, seen);
+    // Stopping a finished request does nothing.
+    stopper.stop();
+    wait_all_blocks_free(&engine);
+}
+
+#[test]
 fn stop_strings_split_across_tokens_never_appear() {
     let engine = default_engine();
     let prompt = chat_prompt(&engine, "Write a Python function that adds two numbers.");

@@ -12,7 +12,7 @@ use std::time::Instant;
 use futures::stream::{SelectAll, Stream, StreamExt};
 use lathe_core::SamplingParams;
 use lathe_engine::constraint::TokenConstraint;
-use lathe_engine::{GenerateRequest, RequestStream, StreamEvent};
+use lathe_engine::{GenerateRequest, RequestStopper, RequestStream, StreamEvent};
 
 use crate::constrained::CompiledGrammar;
 use crate::error::ApiError;
@@ -55,6 +55,8 @@ type Indexed = Pin<Box<dyn Stream<Item = (usize, StreamEvent)> + Send>>;
 /// A running request: the events of all its choices, tagged with the choice index.
 pub struct Generation {
     streams: SelectAll<Indexed>,
+    /// Choice `i`'s early stop.
+    stoppers: Vec<RequestStopper>,
     pub record: RequestRecord,
     _permit: Permit,
 }
@@ -70,6 +72,7 @@ impl Generation {
         let permit = state.admit(jobs.len())?;
         let engine = state.engine()?;
         let mut streams = SelectAll::new();
+        let mut stoppers = Vec::with_capacity(jobs.len());
         let prompt_tokens = jobs.iter().map(|j| j.prompt.len()).sum();
         for (i, job) in jobs.into_iter().enumerate() {
             let req = GenerateRequest {
@@ -78,14 +81,23 @@ impl Generation {
                 constraint: job.constraint,
             };
             let s: RequestStream = engine.submit(req)?;
+            stoppers.push(s.stopper());
             streams.push(Box::pin(s.map(move |ev| (i, ev))) as Indexed);
         }
         let n = streams.len();
         Ok(Self {
             streams,
+            stoppers,
             record: RequestRecord::new(state, id, arrived, n, prompt_tokens),
             _permit: permit,
         })
+    }
+
+    /// Ends choice `i` now as a stop (its `Finished` event follows on [`Self::next`]).
+    pub fn stop(&self, i: usize) {
+        if let Some(s) = self.stoppers.get(i) {
+            s.stop();
+        }
     }
 
     /// The next event of any choice; `None` once all finished.

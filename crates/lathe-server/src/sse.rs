@@ -9,7 +9,8 @@
 //! Keep-alive: while no event is ready (a long CPU prefill before the first token), every
 //! stream sends the SSE comment `: keep-alive` each [`keep_alive_interval`] (10 s;
 //! `LATHE_SSE_KEEP_ALIVE_SECS` sets it), so a client's idle timeout (Codex: 300 s) never fires.
-//! Clients skip comment lines.
+//! Clients skip comment lines, and some (Codex) do not count them against their idle timeout:
+//! the Responses stream also repeats `response.in_progress` (see `routes::responses_stream`).
 
 use std::convert::Infallible;
 use std::future::Future;

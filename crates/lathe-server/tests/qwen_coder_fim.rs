@@ -43,7 +43,10 @@ fn engine() -> EngineHandle {
 
 fn vocab() -> FimVocab {
     let info = engine().info().clone();
-    let fim = info.fim.clone().expect("FIM tokens detected from the vocabulary");
+    let fim = info
+        .fim
+        .clone()
+        .expect("FIM tokens detected from the vocabulary");
     FimVocab::of_model(&info.tokenizer, &fim).unwrap()
 }
 
@@ -59,7 +62,11 @@ fn capabilities_come_from_the_file_without_a_registry_entry() {
     assert!(info.entry.is_none(), "loaded by path: no registry entry");
     let fim = info.fim.clone().expect("FIM tokens detected");
     assert_eq!(
-        (fim.prefix.as_str(), fim.suffix.as_str(), fim.middle.as_str()),
+        (
+            fim.prefix.as_str(),
+            fim.suffix.as_str(),
+            fim.middle.as_str()
+        ),
         ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>")
     );
     assert_eq!(fim.order, FimOrder::Psm);
@@ -95,11 +102,16 @@ fn fim_prompt_is_the_families_psm_layout_token_for_token() {
         ..FimRequest::default()
     };
     let p = fim_prompt(info.tokenizer.inner(), &vocab(), &req, 4096).unwrap();
-    let want: Vec<u32> = [vec![FIM_PREFIX], encode(prefix), vec![FIM_SUFFIX], encode(suffix)]
-        .concat()
-        .into_iter()
-        .chain([FIM_MIDDLE])
-        .collect();
+    let want: Vec<u32> = [
+        vec![FIM_PREFIX],
+        encode(prefix),
+        vec![FIM_SUFFIX],
+        encode(suffix),
+    ]
+    .concat()
+    .into_iter()
+    .chain([FIM_MIDDLE])
+    .collect();
     assert_eq!(p.ids, want);
     assert!(!p.truncated);
 }

@@ -38,6 +38,8 @@ pub(crate) enum Command {
         tx: tokio::sync::mpsc::UnboundedSender<StreamEvent>,
     },
     Abort(RequestId),
+    /// Finish the request now as if it had stopped (`FinishReason::Stop`, usage counted).
+    Stop(RequestId),
     Shutdown,
 }
 
@@ -125,6 +127,17 @@ impl RequestStream {
         self.id
     }
 
+    /// A handle that ends this request early with `FinishReason::Stop`, as a stop sequence
+    /// would: its `Finished` event (with usage) still arrives on this stream. For callers that
+    /// decide from the text that the answer is complete (one tool call when parallel calls are
+    /// off).
+    pub fn stopper(&self) -> RequestStopper {
+        RequestStopper {
+            id: self.id,
+            tx: self.abort.clone(),
+        }
+    }
+
     pub async fn next(&mut self) -> Option<StreamEvent> {
         let ev = self.rx.recv().await;
         self.observe(&ev);
@@ -164,6 +177,22 @@ impl Drop for RequestStream {
             if let Some(tx) = self.abort.take() {
                 let _ = tx.send(Command::Abort(self.id));
             }
+        }
+    }
+}
+
+/// Ends one request early; see [`RequestStream::stopper`].
+#[derive(Clone)]
+pub struct RequestStopper {
+    id: RequestId,
+    tx: Option<Sender<Command>>,
+}
+
+impl RequestStopper {
+    /// Asks the engine to finish the request; a no-op if it already finished.
+    pub fn stop(&self) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Command::Stop(self.id));
         }
     }
 }

@@ -8,7 +8,8 @@ mod worker;
 
 pub use events::{FinishReason, Finished, StreamEvent, TokenDelta};
 pub use handle::{
-    EngineHandle, EngineStats, GenerateRequest, Generated, RequestStream, SubmitError,
+    EngineHandle, EngineStats, GenerateRequest, Generated, RequestStopper, RequestStream,
+    SubmitError,
 };
 
 use std::collections::HashMap;

@@ -93,6 +93,11 @@ impl Worker {
                     req.finish(FinishReason::Abort, None, String::new(), 0);
                 }
             }
+            Command::Stop(id) => {
+                if self.active.contains_key(&id) {
+                    self.complete(id, FinishReason::Stop, None, String::new());
+                }
+            }
             Command::Shutdown => return false,
         }
         true

@@ -19,7 +19,7 @@ use crate::protocol::*;
 use crate::reasoning::{Piece, ThinkSplitter};
 use crate::sse::sse_response;
 use crate::state::AppState;
-use crate::tool_parsers::{assemble, ParseEvent, ToolFormat, ToolParser};
+use crate::tool_parsers::{assemble, OneCallLimit, ParseEvent, ToolFormat, ToolParser};
 use crate::validation::chat::{prepare, validate};
 
 /// What every chunk and choice of one response shares.
@@ -33,6 +33,9 @@ pub(crate) struct ChatContext {
     pub logprobs: bool,
     /// The model thinks in `<think>` tags (registry `reasoning = "think_tags"`).
     pub reasoning: bool,
+    /// At most one tool call per answer (`parallel_tool_calls: false`): the generation is
+    /// stopped where a second call would begin.
+    pub single_call: bool,
 }
 
 impl ChatContext {
@@ -55,7 +58,14 @@ impl ChatContext {
             tool_format,
             logprobs,
             reasoning: thinks_in_tags(info),
+            single_call: false,
         }
+    }
+
+    /// With `parallel_tool_calls: false`: at most one call per answer.
+    pub fn single_call(mut self, single: bool) -> Self {
+        self.single_call = single;
+        self
     }
 }
 
@@ -84,7 +94,8 @@ pub async fn chat_completions(
         &info,
         valid.tool_format,
         valid.sampling.params.logprobs.is_some(),
-    );
+    )
+    .single_call(!valid.parallel_tool_calls);
     let gen = Generation::start(&state, &ctx.id, arrived, jobs)?;
     if valid.sampling.stream {
         return Ok(sse_response(ChatStream::new(
@@ -107,6 +118,10 @@ pub(crate) struct ChoiceState {
     thinking: Option<ThinkSplitter>,
     pub calls: usize,
     pub finished: Option<Finished>,
+    /// `parallel_tool_calls: false`.
+    one_call: Option<OneCallLimit>,
+    /// Whether a cut still has to stop the engine request (see [`Self::take_stop`]).
+    stop_pending: bool,
 }
 
 impl ChoiceState {
@@ -116,7 +131,20 @@ impl ChoiceState {
             thinking: ctx.reasoning.then(ThinkSplitter::new),
             calls: 0,
             finished: None,
+            one_call: ctx.single_call.then(OneCallLimit::default),
+            stop_pending: false,
         }
+    }
+
+    fn is_cut(&self) -> bool {
+        self.one_call.as_ref().is_some_and(OneCallLimit::is_cut)
+    }
+
+    /// True once when the answer is complete before the model finished (a second tool call
+    /// began with parallel calls off): the caller then stops the engine request
+    /// ([`Generation::stop`]), whose `Finished` event still arrives.
+    pub fn take_stop(&mut self) -> bool {
+        std::mem::take(&mut self.stop_pending)
     }
 
     pub fn on_token(&mut self, ctx: &ChatContext, t: &TokenDelta) -> Vec<ParseEvent> {
@@ -135,7 +163,8 @@ impl ChoiceState {
         if let Some(tail) = self.thinking.as_mut().map(ThinkSplitter::finish) {
             ev.extend(self.classified(tail));
         }
-        if let Some(p) = &mut self.parser {
+        let cut = self.is_cut();
+        if let (Some(p), false) = (&mut self.parser, cut) {
             let tail = p.finish();
             self.calls += tail
                 .iter()
@@ -166,9 +195,15 @@ impl ChoiceState {
     }
 
     fn parse(&mut self, text: &str) -> Vec<ParseEvent> {
+        if self.is_cut() {
+            return Vec::new();
+        }
         match &mut self.parser {
             Some(p) => {
-                let ev = p.push(text);
+                let mut ev = p.push(text);
+                if let Some(limit) = &mut self.one_call {
+                    self.stop_pending |= limit.apply(&mut ev);
+                }
                 self.calls += ev
                     .iter()
                     .filter(|e| matches!(e, ParseEvent::CallStart { .. }))
@@ -213,6 +248,9 @@ async fn collect(
         match ev {
             StreamEvent::Token(t) => {
                 events[i].extend(states[i].on_token(&ctx, &t));
+                if states[i].take_stop() {
+                    gen.stop(i);
+                }
                 if let (true, Some(lp)) = (ctx.logprobs, &t.logprobs) {
                     logprobs[i]
                         .content

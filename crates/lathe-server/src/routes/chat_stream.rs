@@ -134,6 +134,9 @@ impl ChatStream {
         match ev {
             StreamEvent::Token(t) => {
                 let events = self.states[i].on_token(&self.ctx, &t);
+                if self.states[i].take_stop() {
+                    self.gen.stop(i);
+                }
                 let lp = match (self.ctx.logprobs, &t.logprobs) {
                     (true, Some(lp)) => Some(ChatLogprobs {
                         content: vec![chat_logprob(&self.ctx.tokenizer, t.token, lp)],

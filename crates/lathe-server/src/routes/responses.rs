@@ -43,7 +43,8 @@ pub async fn responses(
         &info,
         valid.chat.tool_format,
         valid.logprobs,
-    );
+    )
+    .single_call(!valid.chat.parallel_tool_calls);
     let gen = Generation::start(&state, &ctx.id, arrived, jobs)?;
     let run = ResponseRun::new(ctx, gen, OutputBuilder::new(valid.tools), valid.echo);
     if valid.chat.sampling.stream {
@@ -97,6 +98,9 @@ impl ResponseRun {
         match ev {
             StreamEvent::Token(t) => {
                 let events = self.choice.on_token(&self.ctx, &t);
+                if self.choice.take_stop() {
+                    self.gen.stop(0);
+                }
                 if events.iter().any(|e| matches!(e, ParseEvent::Reasoning(_))) {
                     self.usage.output_tokens_details.reasoning_tokens += 1;
                 }

@@ -4,11 +4,15 @@
 //! `max_output_tokens` cut it short) closes it with the whole response and its usage. A failure
 //! after the stream started — the engine failed or shut down — ends it with `response.failed`,
 //! whose `response.error.code` says why. No `[DONE]` follows.
+//!
+//! Heartbeat: while no event is ready for [`keep_alive_interval`] (a long CPU prefill),
+//! `response.in_progress` is sent again. SSE comments are not enough here: Codex's idle timer
+//! (300 s) counts parsed events, and its SSE parser drops comment lines.
 
 use serde_json::{json, Value};
 
 use super::responses::ResponseRun;
-use crate::sse::{SseFrame, SseSource};
+use crate::sse::{keep_alive_interval, SseFrame, SseSource};
 
 pub(crate) struct ResponsesStream {
     run: ResponseRun,
@@ -57,7 +61,15 @@ impl SseSource for ResponsesStream {
                 json!({"type": "response.in_progress", "response": snapshot}),
             ]));
         }
-        let outcome = self.run.advance().await;
+        // `advance` only awaits the next engine event before doing anything: cancel-safe.
+        let outcome = match tokio::time::timeout(keep_alive_interval(), self.run.advance()).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                let snapshot = self.run.snapshot("in_progress", None, None);
+                let beat = json!({"type": "response.in_progress", "response": snapshot});
+                return Some(self.frames(vec![beat]));
+            }
+        };
         let mut events = self.run.out.take_events();
         if let Some(outcome) = outcome {
             self.done = true;

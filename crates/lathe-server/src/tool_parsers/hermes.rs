@@ -3,7 +3,9 @@
 //!
 //! Small Qwen2.5-Coder models often write the same object in a fenced block instead
 //! (```` ```json\n{"name": …, "arguments": …}\n``` ````); like llama.cpp's Hermes parser we
-//! take that as a call too. A fenced block that is not a call stays text.
+//! take that as a call too, and so a bare object `{"name": …, "arguments": …}` (what the 0.5B
+//! writes once a conversation already holds calls; llama.cpp's Hermes parser takes it too). An
+//! object or fenced block that is not a call stays text.
 
 use serde_json::Value;
 
@@ -15,7 +17,33 @@ const OPEN: &str = "<tool_call>";
 const CLOSE: &str = "</tool_call>";
 /// (opener, closer) pairs a call may sit between; the first is the format's own.
 const WRAPPERS: &[(&str, &str)] = &[(OPEN, CLOSE), ("```json\n", "```")];
+/// `Mode::Call` index of a bare call (no wrapper around the object).
+const BARE: usize = WRAPPERS.len();
 const ARG_KEYS: &[&str] = &["arguments", "parameters"];
+const NAME_KEY: &str = "\"name\"";
+
+fn opener(w: usize) -> &'static str {
+    WRAPPERS.get(w).map_or("", |(open, _)| open)
+}
+
+fn closer(w: usize) -> &'static str {
+    WRAPPERS.get(w).map_or("", |(_, close)| close)
+}
+
+/// Where a bare call object starts: a `{` whose first key is `"name"`.
+fn bare_call_start(buf: &str) -> Option<usize> {
+    buf.match_indices('{')
+        .map(|(p, _)| p)
+        .find(|&p| buf[p + 1..].trim_start().starts_with(NAME_KEY))
+}
+
+/// Bytes at the end of `buf` that may still become a bare call start (`{`, `{ "na`).
+fn partial_bare_call(buf: &str) -> usize {
+    match buf.rfind('{') {
+        Some(p) if NAME_KEY.starts_with(buf[p + 1..].trim_start()) => buf.len() - p,
+        _ => 0,
+    }
+}
 
 pub struct Hermes;
 
@@ -106,9 +134,10 @@ impl HermesParser {
                         .iter()
                         .enumerate()
                         .filter_map(|(w, (open, _))| self.buf.find(open).map(|p| (p, w)))
+                        .chain(bare_call_start(&self.buf).map(|p| (p, BARE)))
                         .min();
                     if let Some((pos, w)) = first {
-                        let open = WRAPPERS[w].0;
+                        let open = opener(w);
                         let before: String = self.buf.drain(..pos + open.len()).collect();
                         self.gate.push(&before[..pos], out);
                         self.mode = Mode::Call(CallScanner::new(self.gate.calls, ARG_KEYS), w);
@@ -117,6 +146,7 @@ impl HermesParser {
                     let keep = WRAPPERS
                         .iter()
                         .map(|(open, _)| partial_suffix(&self.buf, open))
+                        .chain([partial_bare_call(&self.buf)])
                         .max()
                         .unwrap_or(0);
                     let text: String = self.buf.drain(..self.buf.len() - keep).collect();
@@ -133,13 +163,13 @@ impl HermesParser {
                         ScanStatus::NeedMore => return,
                         // A complete object that named no function is not a call: text.
                         ScanStatus::Done if !scanner.started() => {
-                            let raw = format!("{}{}", WRAPPERS[w].0, scanner.raw());
+                            let raw = format!("{}{}", opener(w), scanner.raw());
                             self.gate.push(&raw, out);
                             self.mode = Mode::Text;
                         }
                         ScanStatus::Done => self.mode = Mode::AfterCall(w),
                         ScanStatus::Failed => {
-                            let raw = format!("{}{}", WRAPPERS[w].0, scanner.raw());
+                            let raw = format!("{}{}", opener(w), scanner.raw());
                             let started = scanner.started();
                             self.mode = Mode::Text;
                             if !started {
@@ -149,9 +179,11 @@ impl HermesParser {
                     }
                 }
                 Mode::AfterCall(w) => {
-                    let close = WRAPPERS[*w].1;
+                    let close = closer(*w);
                     let trimmed = self.buf.trim_start();
-                    if trimmed.starts_with(close) {
+                    if close.is_empty() {
+                        self.mode = Mode::Text;
+                    } else if trimmed.starts_with(close) {
                         let cut = self.buf.len() - trimmed.len() + close.len();
                         self.buf.drain(..cut);
                         self.mode = Mode::Text;
@@ -185,12 +217,12 @@ impl ToolParser for HermesParser {
                     self.gate.note_starts(&ev);
                     out.extend(ev);
                 } else {
-                    let open = WRAPPERS[w].0;
+                    let open = opener(w);
                     self.gate
                         .push(&format!("{open}{}{rest}", scanner.raw()), &mut out);
                 }
             }
-            Mode::AfterCall(w) if WRAPPERS[w].1.starts_with(rest.trim()) => {}
+            Mode::AfterCall(w) if closer(w).starts_with(rest.trim()) => {}
             Mode::Text | Mode::AfterCall(_) => self.gate.push(&rest, &mut out),
         }
         self.gate.finish(&mut out);

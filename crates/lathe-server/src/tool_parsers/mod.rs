@@ -111,6 +111,36 @@ pub fn assemble(
     (content, calls)
 }
 
+/// `parallel_tool_calls: false`: an answer holds at most one call. Events from the start of a
+/// second call on are dropped, and the caller stops the generation there.
+#[derive(Debug, Default)]
+pub struct OneCallLimit {
+    cut: bool,
+}
+
+impl OneCallLimit {
+    /// Drops what follows a second call's start (everything, once cut); true when this batch
+    /// made the cut.
+    pub fn apply(&mut self, events: &mut Vec<ParseEvent>) -> bool {
+        if self.cut {
+            events.clear();
+            return false;
+        }
+        let second = events
+            .iter()
+            .position(|e| matches!(e, ParseEvent::CallStart { index, .. } if *index >= 1));
+        if let Some(at) = second {
+            events.truncate(at);
+            self.cut = true;
+        }
+        self.cut
+    }
+
+    pub fn is_cut(&self) -> bool {
+        self.cut
+    }
+}
+
 /// Runs a whole text through a parser.
 pub fn parse_all(parser: &mut dyn ToolParser, text: &str) -> Vec<ParseEvent> {
     let mut ev = parser.push(text);

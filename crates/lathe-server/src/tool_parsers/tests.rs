@@ -126,6 +126,72 @@ fn hermes_takes_a_fenced_json_call_as_a_call() {
 }
 
 #[test]
+fn hermes_takes_a_bare_json_call_as_a_call() {
+    // What Qwen2.5-Coder-0.5B-Instruct writes after a tool result (Codex's second turn).
+    let f = format("hermes").unwrap();
+    let text = "{\"name\": \"exec_command\", \"arguments\": {\"cmd\": \"ls -la\"}}\n{ \"name\": \"exec_command\", \"arguments\": {\"cmd\": \"cat a.py\"}}";
+    let (content, calls) = check(f, text);
+    assert_eq!(content, None);
+    assert_eq!(
+        calls,
+        vec![
+            ("exec_command".into(), serde_json::json!({"cmd": "ls -la"})),
+            (
+                "exec_command".into(),
+                serde_json::json!({"cmd": "cat a.py"})
+            ),
+        ]
+    );
+    // Text before a bare call stays content.
+    let (content, calls) = check(f, "Let me look.\n{\"name\": \"ls\", \"arguments\": {}}");
+    assert_eq!(content.as_deref(), Some("Let me look."));
+    assert_eq!(calls, vec![("ls".into(), serde_json::json!({}))]);
+    // Objects that are not calls, and braces in prose or code, stay text.
+    for text in [
+        "{\"a\": 1, \"name\": \"x\"}",
+        "use {a, b};",
+        "fn main() { println!(\"{}\", 1) }",
+        "a dict: {\"nam\": 2}",
+    ] {
+        let (content, calls) = check(f, text);
+        assert!(calls.is_empty(), "{text:?}: {calls:?}");
+        assert_eq!(content.as_deref(), Some(text));
+    }
+}
+
+#[test]
+fn one_call_limit_keeps_the_first_call_and_cuts_at_the_second() {
+    let f = format("hermes").unwrap();
+    let text = "<tool_call>\n{\"name\": \"a\", \"arguments\": {\"x\": 1}}\n</tool_call>\n<tool_call>\n{\"name\": \"b\", \"arguments\": {}}\n</tool_call>";
+    for chunk in [1, 3, usize::MAX] {
+        let mut p = f.parser();
+        let mut limit = OneCallLimit::default();
+        let mut kept = Vec::new();
+        let mut cuts = 0;
+        let chars: Vec<char> = text.chars().collect();
+        for piece in chars.chunks(chunk.min(chars.len())) {
+            let mut ev = p.push(&piece.iter().collect::<String>());
+            cuts += usize::from(limit.apply(&mut ev));
+            kept.extend(ev);
+        }
+        assert!(limit.is_cut(), "chunk {chunk}");
+        assert_eq!(cuts, 1);
+        let (_, calls) = assemble(kept);
+        assert_eq!(calls.len(), 1, "chunk {chunk}: {calls:?}");
+        assert_eq!(calls[0].function.name, "a");
+        assert_eq!(calls[0].function.arguments.replace(' ', ""), "{\"x\":1}");
+    }
+    // One call only: nothing is cut.
+    let mut limit = OneCallLimit::default();
+    let mut ev = parse_all(
+        f.parser().as_mut(),
+        "<tool_call>{\"name\": \"a\"}</tool_call>",
+    );
+    assert!(!limit.apply(&mut ev));
+    assert_eq!(assemble(ev).1.len(), 1);
+}
+
+#[test]
 fn llama3_json_calls() {
     let f = format("llama3_json").unwrap();
     let text = "<|python_tag|>{\"name\": \"search\", \"parameters\": {\"q\": \"rust {braces} \\\"quoted\\\"\"}}; {\"name\": \"now\", \"parameters\": {}}";

@@ -30,6 +30,8 @@ pub struct ValidChat {
     pub template_tools: Option<Vec<Value>>,
     /// Set when tool calls are to be parsed out of the output.
     pub tool_format: Option<&'static dyn ToolFormat>,
+    /// `parallel_tool_calls` (default true): false allows at most one call per answer.
+    pub parallel_tool_calls: bool,
     pub constraint: Option<ConstraintPlan>,
     pub sampling: ValidSampling,
 }
@@ -128,6 +130,7 @@ pub fn validate(
         } else {
             format
         },
+        parallel_tool_calls: parallel,
         constraint,
         sampling,
     })
