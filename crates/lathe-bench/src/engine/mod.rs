@@ -1,5 +1,6 @@
 //! `lathe bench engine`: offline throughput of the engine (no HTTP), side by side with
-//! candle-transformers' quantized llama on the same GGUF file, plus a roofline line.
+//! candle-transformers' quantized model of the same architecture on the same GGUF file (where
+//! candle has one; otherwise skipped with a note), plus a read-bandwidth roofline line.
 //!
 //! Prompt throughput: one request of `--prompt-len` tokens and `max_tokens = 1`, prefix caching
 //! off, median of `--repeats`. Decode throughput at batch B: B concurrent requests with short
@@ -46,7 +47,7 @@ pub struct DecodePoint {
     pub batch: usize,
     pub total_tok_s: f64,
     pub per_seq_tok_s: f64,
-    /// Share of the memory-bandwidth limit (weights + KV read per step).
+    /// Share of the read-bandwidth limit (weights + KV read per step).
     pub roofline_pct: f64,
 }
 
@@ -59,6 +60,11 @@ pub struct EngineBenchReport {
     pub prompt_tok_s: f64,
     pub decode: Vec<DecodePoint>,
     pub reference: Option<reference::ReferenceNumbers>,
+    /// Why there is no reference run, when there is none.
+    pub reference_note: Option<String>,
+    /// Read bandwidth with the kernels' thread count: the roofline's limit.
+    pub read_bandwidth_gb_s: f64,
+    /// One-thread copy bandwidth (read + write), for comparison with older reports.
     pub memory_bandwidth_gb_s: f64,
     pub weight_bytes: usize,
     pub git_commit: &'static str,
@@ -106,7 +112,8 @@ pub async fn run_engine_bench(args: EngineBenchArgs) -> anyhow::Result<EngineBen
     prompt_times.sort();
     let prompt_tok_s = args.prompt_len as f64 / prompt_times[prompt_times.len() / 2].as_secs_f64();
 
-    let bandwidth = bandwidth::measure_copy_bandwidth();
+    let copy_bandwidth = bandwidth::measure_copy_bandwidth();
+    let bandwidth = bandwidth::measure_read_bandwidth(threads);
     let kv_per_token = info.spec.kv.bytes_per_block(1);
     let mut decode = Vec::new();
     for &b in &args.batch {
@@ -125,20 +132,26 @@ pub async fn run_engine_bench(args: EngineBenchArgs) -> anyhow::Result<EngineBen
     }
     engine.shutdown();
 
-    let reference = if args.no_reference {
-        None
+    let (reference, reference_note) = if args.no_reference {
+        (None, Some("--no-reference".to_string()))
     } else {
         match &lathe_models::loader::resolve(&args.model, &lathe_models::Registry::builtin())?.files
         {
-            lathe_models::loader::ModelFiles::Gguf(path) => Some(reference::measure(
-                path,
-                args.prompt_len,
-                args.decode_len,
-                vocab,
-            )?),
-            _ => None,
+            lathe_models::loader::ModelFiles::Gguf(path) => {
+                match reference::measure(path, args.prompt_len, args.decode_len, vocab)? {
+                    Ok(numbers) => (Some(numbers), None),
+                    Err(skipped) => (None, Some(skipped)),
+                }
+            }
+            _ => (
+                None,
+                Some("candle's reference runs on GGUF files only".to_string()),
+            ),
         }
     };
+    if let Some(note) = &reference_note {
+        eprintln!("bench engine: no candle reference run: {note}");
+    }
     let report = EngineBenchReport {
         model: info.id.clone(),
         threads,
@@ -147,7 +160,9 @@ pub async fn run_engine_bench(args: EngineBenchArgs) -> anyhow::Result<EngineBen
         prompt_tok_s,
         decode,
         reference,
-        memory_bandwidth_gb_s: bandwidth / 1e9,
+        reference_note,
+        read_bandwidth_gb_s: bandwidth / 1e9,
+        memory_bandwidth_gb_s: copy_bandwidth / 1e9,
         weight_bytes: info.spec.weight_bytes,
         git_commit: crate::GIT_COMMIT,
     };
@@ -288,7 +303,9 @@ fn print_table(r: &EngineBenchReport) {
         }
     }
     println!(
-        "roofline: {:.1} GB/s copy bandwidth, {:.1} MB weights; batch-1 decode at {:.1}% of the bandwidth limit",
+        "roofline: {:.1} GB/s read bandwidth ({} threads; one-thread copy {:.1} GB/s), {:.1} MB weights; batch-1 decode at {:.1}% of the read limit",
+        r.read_bandwidth_gb_s,
+        r.threads,
         r.memory_bandwidth_gb_s,
         r.weight_bytes as f64 / 1e6,
         r.decode.first().map_or(0.0, |d| d.roofline_pct)
