@@ -5,7 +5,7 @@
 
 use super::act::ActQ;
 use super::pack::{Kind, Packed, TILE};
-use super::scalar::act_sum;
+use super::scalar::{act_sd, act_sum};
 use std::arch::x86_64::*;
 
 const MB: usize = 256;
@@ -72,7 +72,7 @@ unsafe fn kernel<K: Kind, const C: usize>(
                 let hi = _mm256_and_si256(_mm256_srli_epi16(p, 4), m4);
                 for c in 0..C {
                     acc[c] = dp::<K>(acc[c], lo, bcast(xq[c].add(4 * j)));
-                    acc[c] = dp::<K>(acc[c], hi, bcast(xq[c].add(16 + 4 * j)));
+                    acc[c] = dp::<K>(acc[c], hi, bcast(xq[c].add(K::G / 2 + 4 * j)));
                 }
             }
         } else {
@@ -95,7 +95,7 @@ unsafe fn kernel<K: Kind, const C: usize>(
             let dx = _mm256_set1_ps(*a.d.get_unchecked(row + g * K::G / 32));
             f[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[c]), _mm256_mul_ps(dw, dx), f[c]);
             if K::ASYM {
-                let sd = _mm256_set1_ps(*a.sd32.get_unchecked(row + g));
+                let sd = _mm256_set1_ps(act_sd::<K>(a, c0 + c, g));
                 f[c] = _mm256_fmadd_ps(cw, sd, f[c]);
             }
         }
@@ -114,6 +114,7 @@ unsafe fn kernel<K: Kind, const C: usize>(
 
 /// See [`super::scalar::tiles`]; requires AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn tiles<K: Kind>(
     p: &Packed,
     a: &ActQ,
@@ -122,6 +123,7 @@ pub(crate) unsafe fn tiles<K: Kind>(
     t0: usize,
     t1: usize,
     out: *mut f32,
+    ldo: usize,
 ) {
     for mb in (c0..c1).step_by(MB) {
         let me = (mb + MB).min(c1);
@@ -136,15 +138,15 @@ pub(crate) unsafe fn tiles<K: Kind>(
                 let nv = nvalid - 8 * h;
                 let mut c = mb;
                 while c + 4 <= me {
-                    kernel::<K, 4>(tile, h, p.groups, a, c, o, p.rows, nv);
+                    kernel::<K, 4>(tile, h, p.groups, a, c, o, ldo, nv);
                     c += 4;
                 }
                 if c + 2 <= me {
-                    kernel::<K, 2>(tile, h, p.groups, a, c, o, p.rows, nv);
+                    kernel::<K, 2>(tile, h, p.groups, a, c, o, ldo, nv);
                     c += 2;
                 }
                 if c < me {
-                    kernel::<K, 1>(tile, h, p.groups, a, c, o, p.rows, nv);
+                    kernel::<K, 1>(tile, h, p.groups, a, c, o, ldo, nv);
                 }
             }
         }

@@ -16,7 +16,7 @@
 
 use super::act::ActQ;
 use super::pack::{Kind, Packed, TILE};
-use super::scalar::act_sum;
+use super::scalar::{act_sd, act_sum};
 use std::arch::x86_64::*;
 
 /// Activation rows handled per pass over a tile's weights (kept in L2 between tiles).
@@ -95,7 +95,7 @@ unsafe fn kernel<K: Kind, const VNNI: bool, const C: usize>(
                 let hi = _mm512_and_si512(_mm512_srli_epi16(p, 4), m4);
                 for c in 0..C {
                     acc[c] = dp::<K, VNNI>(acc[c], lo, bcast(xq[c].add(4 * j)));
-                    acc[c] = dp::<K, VNNI>(acc[c], hi, bcast(xq[c].add(16 + 4 * j)));
+                    acc[c] = dp::<K, VNNI>(acc[c], hi, bcast(xq[c].add(K::G / 2 + 4 * j)));
                 }
             }
         } else {
@@ -117,7 +117,7 @@ unsafe fn kernel<K: Kind, const VNNI: bool, const C: usize>(
             let dx = _mm512_set1_ps(*a.d.get_unchecked(row + g * K::G / 32));
             f[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[c]), _mm512_mul_ps(dw, dx), f[c]);
             if K::ASYM {
-                let sd = _mm512_set1_ps(*a.sd32.get_unchecked(row + g));
+                let sd = _mm512_set1_ps(act_sd::<K>(a, c0 + c, g));
                 f[c] = _mm512_fmadd_ps(cw, sd, f[c]);
             }
         }
@@ -128,6 +128,7 @@ unsafe fn kernel<K: Kind, const VNNI: bool, const C: usize>(
 }
 
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 unsafe fn drive<K: Kind, const VNNI: bool>(
     p: &Packed,
     a: &ActQ,
@@ -136,6 +137,7 @@ unsafe fn drive<K: Kind, const VNNI: bool>(
     t0: usize,
     t1: usize,
     out: *mut f32,
+    ldo: usize,
 ) {
     for mb in (c0..c1).step_by(MB) {
         let me = (mb + MB).min(c1);
@@ -146,19 +148,19 @@ unsafe fn drive<K: Kind, const VNNI: bool>(
             let o = out.add(t * TILE);
             let mut c = mb;
             while c + 8 <= me {
-                kernel::<K, VNNI, 8>(tile, p.groups, a, c, o, p.rows, mask);
+                kernel::<K, VNNI, 8>(tile, p.groups, a, c, o, ldo, mask);
                 c += 8;
             }
             if c + 4 <= me {
-                kernel::<K, VNNI, 4>(tile, p.groups, a, c, o, p.rows, mask);
+                kernel::<K, VNNI, 4>(tile, p.groups, a, c, o, ldo, mask);
                 c += 4;
             }
             if c + 2 <= me {
-                kernel::<K, VNNI, 2>(tile, p.groups, a, c, o, p.rows, mask);
+                kernel::<K, VNNI, 2>(tile, p.groups, a, c, o, ldo, mask);
                 c += 2;
             }
             if c < me {
-                kernel::<K, VNNI, 1>(tile, p.groups, a, c, o, p.rows, mask);
+                kernel::<K, VNNI, 1>(tile, p.groups, a, c, o, ldo, mask);
             }
         }
     }
@@ -166,6 +168,7 @@ unsafe fn drive<K: Kind, const VNNI: bool>(
 
 /// See [`super::scalar::tiles`]; requires AVX-512F/BW/VNNI.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn tiles_vnni<K: Kind>(
     p: &Packed,
     a: &ActQ,
@@ -174,12 +177,14 @@ pub(crate) unsafe fn tiles_vnni<K: Kind>(
     t0: usize,
     t1: usize,
     out: *mut f32,
+    ldo: usize,
 ) {
-    drive::<K, true>(p, a, c0, c1, t0, t1, out)
+    drive::<K, true>(p, a, c0, c1, t0, t1, out, ldo)
 }
 
 /// See [`super::scalar::tiles`]; requires AVX-512F/BW.
 #[target_feature(enable = "avx512f,avx512bw")]
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn tiles_bw<K: Kind>(
     p: &Packed,
     a: &ActQ,
@@ -188,6 +193,7 @@ pub(crate) unsafe fn tiles_bw<K: Kind>(
     t0: usize,
     t1: usize,
     out: *mut f32,
+    ldo: usize,
 ) {
-    drive::<K, false>(p, a, c0, c1, t0, t1, out)
+    drive::<K, false>(p, a, c0, c1, t0, t1, out, ldo)
 }

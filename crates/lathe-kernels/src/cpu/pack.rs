@@ -1,16 +1,31 @@
 //! The load-time repacked weight layout shared by every kernel (scalar, AVX2, AVX-512).
 //!
 //! Rows are cut into *tiles* of 16 (one i32 lane per row in a 512-bit register; the last tile
-//! is padded with zero rows). A tile stores its groups (32 weights, 16 for Q6_K) one after the
-//! other, so one tile is one contiguous stream that the hardware prefetcher follows. A group is
+//! is padded with zero rows). A tile stores its groups (G = 32 weights, 16 for Q2_K, Q3_K and
+//! Q6_K) one after the other, so one tile is one contiguous stream that the hardware prefetcher
+//! follows. A group is
 //!
 //! ```text
 //! q: G/4 "steps" of 64 bytes; step j holds, for row r, bytes [4r, 4r+4) = u[r][4j..4j+4]
-//!    (4-bit formats: two steps share 64 bytes, low nibbles = step j, high nibbles = step j+4,
-//!    which is exactly GGUF's "low nibble = element i, high nibble = element i + 16")
+//!    (4-bit kinds: two steps share 64 bytes, low nibbles = step j, high nibbles = step
+//!    j + G/8, which for G = 32 is exactly GGUF's "low nibble = element i, high = i + 16")
 //! D: 16 scales (f16 for the legacy formats: lossless; f32 for K-quants where d*sc is a product)
 //! C: 16 offsets, asymmetric formats only (Q4_1: m, Q4_K: -dmin*m)
 //! ```
+//!
+//! | kind   | formats       | values          | G  | offset          | scales |
+//! |--------|---------------|-----------------|----|-----------------|--------|
+//! | KQ4_0  | Q4_0          | 4-bit           | 32 | bias -8         | f16    |
+//! | KQ4_1  | Q4_1          | 4-bit           | 32 | stored `m`      | f16    |
+//! | KQ5_0  | Q5_0          | u8 (0..32)      | 32 | bias -16        | f16    |
+//! | KQ5_1  | Q5_1          | u8 (0..32)      | 32 | stored `m`      | f16    |
+//! | KQ8_0  | Q8_0, IQ4_NL  | u8 (q+128)      | 32 | bias -128       | f16    |
+//! | KQ2K   | Q2_K          | 4-bit (0..4)    | 16 | stored -dmin*m  | f32    |
+//! | KQ3K   | Q3_K          | 4-bit (0..8)    | 16 | bias -4         | f32    |
+//! | KQ4K   | Q4_K          | 4-bit           | 32 | stored -dmin*m  | f32    |
+//! | KQ5K   | Q5_K          | u8 (0..32)      | 32 | stored -dmin*m  | f32    |
+//! | KQ6K   | Q6_K          | u8 (0..64)      | 16 | bias -32        | f32    |
+//! | KIQ4XS | IQ4_XS        | u8 (T[q]+128)   | 32 | bias -128       | f32    |
 //!
 //! Why: `vpdpbusd zmm, zmm_w, dword [x]{1to16}` multiplies the 4 weights of each of the 16
 //! rows by the same 4 activation bytes (broadcast straight from memory), so one instruction does
@@ -66,8 +81,12 @@ kind!(KQ4_1, true, 32, true, false, 0, false);
 kind!(KQ5_0, false, 32, false, false, -16, false);
 kind!(KQ5_1, false, 32, true, false, 0, false);
 kind!(KQ8_0, false, 32, false, false, -128, true);
+kind!(KQ2K, true, 16, true, true, 0, false);
+kind!(KQ3K, true, 16, false, true, -4, false);
 kind!(KQ4K, true, 32, true, true, 0, false);
+kind!(KQ5K, false, 32, true, true, 0, false);
 kind!(KQ6K, false, 16, false, true, -32, false);
+kind!(KIQ4XS, false, 32, false, true, -128, true);
 
 /// Calls `$body` with `$k` bound to the packed kind of `$fmt` (a type alias in scope).
 macro_rules! with_kind {
@@ -89,17 +108,38 @@ macro_rules! with_kind {
                 type $k = $crate::cpu::pack::KQ5_1;
                 $body
             }
-            $crate::cpu::QuantFormat::Q8_0 => {
+            $crate::cpu::QuantFormat::Q8_0 | $crate::cpu::QuantFormat::IQ4NL => {
                 type $k = $crate::cpu::pack::KQ8_0;
+                $body
+            }
+            $crate::cpu::QuantFormat::Q2K => {
+                type $k = $crate::cpu::pack::KQ2K;
+                $body
+            }
+            $crate::cpu::QuantFormat::Q3K => {
+                type $k = $crate::cpu::pack::KQ3K;
                 $body
             }
             $crate::cpu::QuantFormat::Q4K => {
                 type $k = $crate::cpu::pack::KQ4K;
                 $body
             }
+            $crate::cpu::QuantFormat::Q5K => {
+                type $k = $crate::cpu::pack::KQ5K;
+                $body
+            }
             $crate::cpu::QuantFormat::Q6K => {
                 type $k = $crate::cpu::pack::KQ6K;
                 $body
+            }
+            $crate::cpu::QuantFormat::IQ4XS => {
+                type $k = $crate::cpu::pack::KIQ4XS;
+                $body
+            }
+            f @ ($crate::cpu::QuantFormat::F32
+            | $crate::cpu::QuantFormat::F16
+            | $crate::cpu::QuantFormat::BF16) => {
+                unreachable!("{f:?} is dense: it has no packed kind")
             }
         }
     };
@@ -172,7 +212,11 @@ pub(crate) fn concat_rows(parts: &[&Packed]) -> Option<Packed> {
 #[inline(always)]
 pub(crate) fn q_pos<K: Kind>(r: usize, e: usize) -> (usize, u32) {
     if K::NIBBLE {
-        let (e, sh) = if e < 16 { (e, 0) } else { (e - 16, 4) };
+        let (e, sh) = if e < K::G / 2 {
+            (e, 0)
+        } else {
+            (e - K::G / 2, 4)
+        };
         ((e / 4) * 64 + r * 4 + e % 4, sh)
     } else {
         ((e / 4) * 64 + r * 4 + e % 4, 0)

@@ -18,6 +18,10 @@ pub(crate) trait Simd: Copy + 'static {
     fn load(s: &[f32]) -> Self::V;
     /// Into the first 16 elements of `s`.
     fn store(v: Self::V, s: &mut [f32]);
+    /// The first 16 elements of `s`, widened to f32 (exact).
+    fn load_f16(s: &[half::f16]) -> Self::V;
+    /// The first 16 elements of `s`, widened to f32 (exact).
+    fn load_bf16(s: &[half::bf16]) -> Self::V;
     /// `a · b + c`, fused on the FMA paths.
     fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     fn add(a: Self::V, b: Self::V) -> Self::V;
@@ -119,6 +123,14 @@ impl Simd for Plain {
         s[..L].copy_from_slice(&v)
     }
     #[inline(always)]
+    fn load_f16(s: &[half::f16]) -> Self::V {
+        std::array::from_fn(|l| s[l].to_f32())
+    }
+    #[inline(always)]
+    fn load_bf16(s: &[half::bf16]) -> Self::V {
+        std::array::from_fn(|l| f32::from_bits((s[l].to_bits() as u32) << 16))
+    }
+    #[inline(always)]
     fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V {
         std::array::from_fn(|l| a[l] * b[l] + c[l])
     }
@@ -178,6 +190,19 @@ mod x86 {
         fn store(v: __m512, s: &mut [f32]) {
             assert!(s.len() >= L);
             unsafe { _mm512_storeu_ps(s.as_mut_ptr(), v) }
+        }
+        #[inline(always)]
+        fn load_f16(s: &[half::f16]) -> __m512 {
+            assert!(s.len() >= L);
+            unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(s.as_ptr() as *const __m256i)) }
+        }
+        #[inline(always)]
+        fn load_bf16(s: &[half::bf16]) -> __m512 {
+            assert!(s.len() >= L);
+            unsafe {
+                let h = _mm512_cvtepu16_epi32(_mm256_loadu_si256(s.as_ptr() as *const __m256i));
+                _mm512_castsi512_ps(_mm512_slli_epi32::<16>(h))
+            }
         }
         #[inline(always)]
         fn fma(a: __m512, b: __m512, c: __m512) -> __m512 {
@@ -268,6 +293,29 @@ mod x86 {
             unsafe {
                 _mm256_storeu_ps(s.as_mut_ptr(), v[0]);
                 _mm256_storeu_ps(s.as_mut_ptr().add(8), v[1]);
+            }
+        }
+        /// Needs F16C on top of AVX2 (part of [`crate::cpu::Isa::Avx2`]).
+        #[inline(always)]
+        fn load_f16(s: &[half::f16]) -> Self::V {
+            assert!(s.len() >= L);
+            unsafe {
+                let p = s.as_ptr() as *const __m128i;
+                [
+                    _mm256_cvtph_ps(_mm_loadu_si128(p)),
+                    _mm256_cvtph_ps(_mm_loadu_si128(p.add(1))),
+                ]
+            }
+        }
+        #[inline(always)]
+        fn load_bf16(s: &[half::bf16]) -> Self::V {
+            assert!(s.len() >= L);
+            unsafe {
+                let p = s.as_ptr() as *const __m128i;
+                let w = |v: __m128i| {
+                    _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(v)))
+                };
+                [w(_mm_loadu_si128(p)), w(_mm_loadu_si128(p.add(1)))]
             }
         }
         #[inline(always)]
