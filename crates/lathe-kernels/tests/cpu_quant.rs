@@ -707,8 +707,8 @@ fn k_quant_known_answers() {
     // Q2_K: d = 1, dmin = 0, sub-block s scale s % 16 (+ min 0); element l of sub-block 11
     // (n = 1, shift 2 * ((11 % 8) / 2) = 2, second half) is bits 2..4 of qs[32 + 16 + l].
     let mut b = vec![0u8; 84];
-    for s in 0..16 {
-        b[s] = s as u8 & 0xF;
+    for (s, v) in b[..16].iter_mut().enumerate() {
+        *v = s as u8;
     }
     b[16 + 32 + 16 + 5] = 3 << 2;
     b[80..82].copy_from_slice(&f16b(1.0));
@@ -724,12 +724,8 @@ fn k_quant_known_answers() {
     // clearing its hmask bit (bit 4 n + j = 6 of hmask[16 + l]) subtracts 4.
     let mut b = vec![0u8; 110];
     b[..32].fill(0xFF);
-    for k in 0..8 {
-        b[96 + k] = 0x11;
-    }
-    for k in 8..12 {
-        b[96 + k] = 0b1010_1010;
-    }
+    b[96..104].fill(0x11);
+    b[104..108].fill(0b1010_1010);
     b[32 + 32 + 16 + 9] = 2 << 4;
     b[16 + 9] &= !(1 << 6);
     b[108..110].copy_from_slice(&f16b(0.5));

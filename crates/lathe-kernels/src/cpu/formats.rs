@@ -277,9 +277,9 @@ fn decode_block(format: QuantFormat, b: &[u8], out: &mut Vec<Group>) {
             g.d = h(b, 0);
             g.c = if asym { h(b, 2) } else { -16.0 * g.d };
             let (qh, qs) = (q5_high_bits(&b[off..]), &b[off + 4..off + 20]);
-            for i in 0..16 {
-                g.u[i] = (qs[i] & 0xF) | (((qh >> i) & 1) << 4) as u8;
-                g.u[i + 16] = (qs[i] >> 4) | (((qh >> (i + 16)) & 1) << 4) as u8;
+            for (i, &q) in qs.iter().enumerate() {
+                g.u[i] = (q & 0xF) | (((qh >> i) & 1) << 4) as u8;
+                g.u[i + 16] = (q >> 4) | (((qh >> (i + 16)) & 1) << 4) as u8;
             }
             out.push(g);
         }
@@ -333,8 +333,8 @@ fn decode_block(format: QuantFormat, b: &[u8], out: &mut Vec<Group>) {
                 g.d = d * (sc & 0xF) as f32;
                 g.c = -(dmin * (sc >> 4) as f32);
                 let (q, sh) = (&qs[32 * (s / 8) + 16 * (s % 2)..], 2 * ((s % 8) / 2));
-                for l in 0..16 {
-                    g.u[l] = (q[l] >> sh) & 3;
+                for (u, &q) in g.u[..16].iter_mut().zip(q) {
+                    *u = (q >> sh) & 3;
                 }
                 out.push(g);
             }
@@ -388,10 +388,9 @@ fn decode_block(format: QuantFormat, b: &[u8], out: &mut Vec<Group>) {
                     | ((((sh >> (2 * ib)) & 3) as i32) << 4);
                 g.d = d * (ls - 32) as f32;
                 g.c = -128.0 * g.d;
-                let q = &qs[16 * ib..16 * ib + 16];
-                for i in 0..16 {
-                    g.u[i] = iq4_u(q[i] & 0xF);
-                    g.u[i + 16] = iq4_u(q[i] >> 4);
+                for (i, &q) in qs[16 * ib..16 * ib + 16].iter().enumerate() {
+                    g.u[i] = iq4_u(q & 0xF);
+                    g.u[i + 16] = iq4_u(q >> 4);
                 }
                 out.push(g);
             }

@@ -58,6 +58,9 @@ impl QuantGroupMatMul {
     }
 }
 
+/// A matmul over `m` rows of f32 input: `mm(x, m, out)`.
+type MatMulFn<'a> = &'a dyn Fn(&[f32], usize, &mut [f32]);
+
 /// The shared forward: `mm(x, m, out)` over the input's rows, in f32.
 fn forward(
     name: &str,
@@ -66,7 +69,7 @@ fn forward(
     rows: usize,
     storage: &CpuStorage,
     layout: &Layout,
-    mm: &dyn Fn(&[f32], usize, &mut [f32]),
+    mm: MatMulFn,
 ) -> Result<(CpuStorage, Shape)> {
     let dims = layout.shape().dims();
     let Some((&k, lead)) = dims.split_last() else {
