@@ -23,8 +23,11 @@ use half::{bf16, f16};
 /// A stored value type of a dense matrix.
 pub(crate) trait Elem: Copy + Send + Sync + 'static {
     fn to_f32(self) -> f32;
-    /// 16 values from the front of `s`, widened.
-    fn load<S: Simd>(s: &[Self]) -> S::V;
+    /// 16 values at `p`, widened.
+    ///
+    /// # Safety
+    /// `p` must be valid for 16 reads (and the ISA of `S` enabled).
+    unsafe fn load<S: Simd>(p: *const Self) -> S::V;
 }
 
 impl Elem for f32 {
@@ -33,8 +36,8 @@ impl Elem for f32 {
         self
     }
     #[inline(always)]
-    fn load<S: Simd>(s: &[f32]) -> S::V {
-        S::load(s)
+    unsafe fn load<S: Simd>(p: *const f32) -> S::V {
+        S::load_ptr(p)
     }
 }
 
@@ -44,8 +47,8 @@ impl Elem for f16 {
         f16::to_f32(self)
     }
     #[inline(always)]
-    fn load<S: Simd>(s: &[f16]) -> S::V {
-        S::load_f16(s)
+    unsafe fn load<S: Simd>(p: *const f16) -> S::V {
+        S::load_f16(p)
     }
 }
 
@@ -55,8 +58,8 @@ impl Elem for bf16 {
         f32::from_bits((self.to_bits() as u32) << 16)
     }
     #[inline(always)]
-    fn load<S: Simd>(s: &[bf16]) -> S::V {
-        S::load_bf16(s)
+    unsafe fn load<S: Simd>(p: *const bf16) -> S::V {
+        S::load_bf16(p)
     }
 }
 
@@ -258,16 +261,18 @@ unsafe fn block<S: Simd, E: Elem, const R: usize, const C: usize>(
     r0: usize,
     c0: usize,
 ) {
+    // Raw pointers in the loop: slice indexing (even `get_unchecked`, whose debug checks
+    // the dev profile keeps) made LLVM spill the accumulators.
     let cols = j.cols;
     let main = cols / L * L;
     let mut acc = [[S::splat(0.0); C]; R];
-    let wrow: [&[E]; R] = std::array::from_fn(|r| w.get_unchecked((r0 + r) * cols..));
-    let xrow: [&[f32]; C] = std::array::from_fn(|c| j.x.get_unchecked((c0 + c) * cols..));
+    let wrow: [*const E; R] = std::array::from_fn(|r| w.as_ptr().add((r0 + r) * cols));
+    let xrow: [*const f32; C] = std::array::from_fn(|c| j.x.as_ptr().add((c0 + c) * cols));
     let mut k = 0;
     while k < main {
-        let xv: [S::V; C] = std::array::from_fn(|c| S::load(xrow[c].get_unchecked(k..)));
+        let xv: [S::V; C] = std::array::from_fn(|c| S::load_ptr(xrow[c].add(k)));
         for r in 0..R {
-            let wv = E::load::<S>(wrow[r].get_unchecked(k..));
+            let wv = E::load::<S>(wrow[r].add(k));
             for c in 0..C {
                 acc[r][c] = S::fma(wv, xv[c], acc[r][c]);
             }
@@ -278,7 +283,7 @@ unsafe fn block<S: Simd, E: Elem, const R: usize, const C: usize>(
         for c in 0..C {
             let mut s = S::sum(acc[r][c]);
             for k in main..cols {
-                s = S::fma1(wrow[r][k].to_f32(), xrow[c][k], s);
+                s = S::fma1((*wrow[r].add(k)).to_f32(), *xrow[c].add(k), s);
             }
             *j.out.add((c0 + c) * j.ldo + r0 + r) = s;
         }
