@@ -543,6 +543,7 @@ fn real_gguf_weights_if_present() {
     let mut names: Vec<_> = content.tensor_infos.keys().cloned().collect();
     names.sort();
     let mut checked = 0;
+    let mut first_layer = Vec::new();
     for name in names {
         let qt = content.tensor(&mut file, &name, &Device::Cpu).unwrap();
         let Some(w) = QuantMatrix::from_qtensor(&qt).unwrap() else {
@@ -571,9 +572,37 @@ fn real_gguf_weights_if_present() {
             rel_err(&y, &yref)
         );
         checked += 1;
+        if name.starts_with("blk.0.") {
+            first_layer.push((name, w));
+        }
     }
     eprintln!("{checked} real tensors checked");
     assert!(checked > 0);
+    // The first layer's matrices over the hidden size, as one group (formats may differ,
+    // as in Qwen2.5-Coder-0.5B's Q4_K_M file): equal to the separate matmuls.
+    let Some(hidden) = first_layer.iter().map(|(_, w)| w.cols()).min() else {
+        return;
+    };
+    let parts: Vec<&QuantMatrix> = first_layer
+        .iter()
+        .filter(|(_, w)| w.cols() == hidden)
+        .map(|(_, w)| w)
+        .collect();
+    let formats: Vec<QuantFormat> = parts.iter().map(|p| p.format()).collect();
+    let (m, total) = (3, parts.iter().map(|p| p.rows()).sum::<usize>());
+    let x = random_x(m, hidden, 1);
+    let mut y = vec![f32::NAN; m * total];
+    QuantMatrix::matmul_group(&parts, &x, m, &mut y);
+    let mut at = 0;
+    for p in &parts {
+        let mut yp = vec![f32::NAN; m * p.rows()];
+        p.matmul(&x, m, &mut yp);
+        for r in 0..m {
+            assert!(yp[r * p.rows()..(r + 1) * p.rows()] == y[r * total + at..][..p.rows()]);
+        }
+        at += p.rows();
+    }
+    eprintln!("first layer as one group: {formats:?}");
 }
 
 /// Q2_K, Q3_K, Q5_K, IQ4_XS (one and several super-blocks) and IQ4_NL, over row counts that

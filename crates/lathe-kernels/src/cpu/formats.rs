@@ -433,7 +433,8 @@ pub(crate) fn check_shape(
 }
 
 /// The ggml reference dequantization of a whole `rows x cols` matrix, straight from the GGUF
-/// bytes (independent of the packed layout; the test oracle).
+/// bytes (independent of the packed layout; the test oracle). Each arm follows ggml's
+/// `dequantize_row_*` (same expressions, same rounding); dense formats are widened exactly.
 pub fn dequantize_gguf(
     format: QuantFormat,
     rows: usize,

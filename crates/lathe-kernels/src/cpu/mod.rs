@@ -1,13 +1,19 @@
-//! lathe's own CPU quantized matmul: `y = x · Wᵀ` with W in a GGUF block format.
+//! lathe's own CPU matmul: `y = x · Wᵀ` with W in a GGUF tensor format.
 //!
 //! Why our own: candle's Q4_1 dot product is scalar and its fast x86 paths need `cols % 256
 //! == 0`, while the default model (SmolLM2-135M, Q4_1 + Q8_0, hidden 576) has neither.
 //!
-//! How, in four steps (one file each):
+//! Formats ([`QuantFormat`], GGUF type ids via [`QuantFormat::from_ggml_type`]): Q4_0, Q4_1,
+//! Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS (block-quantized) and F32,
+//! F16, BF16 (dense). [`QuantMatrix::from_gguf_blocks`] takes the raw tensor bytes of any of
+//! them; [`QuantMatrix::from_qtensor`] takes candle's block-quantized `QTensor`s.
+//!
+//! How, for the block-quantized formats, in four steps (one file each):
 //! 1. [`formats`]: the GGUF block layouts and the ggml reference dequantization.
 //! 2. `pack`: at load time every format is decoded into 16-row tiles of unsigned 4- or 8-bit
-//!    values with one f16/f32 scale (and offset) per row and group: the layout `vpdpbusd`
-//!    wants (see pack.rs for the byte map and why).
+//!    values with one f16/f32 scale (and offset) per row and group (32 weights, 16 for Q2_K,
+//!    Q3_K, Q6_K): the layout `vpdpbusd` wants (see pack.rs for the byte map, why, and which
+//!    formats share a packed kind; IQ4's non-linear levels are stored as `T[q] + 128`).
 //! 3. `act`: each call quantizes the activations to int8 blocks of 32 (f32 scale + sums).
 //! 4. `avx512` / `avx2` / `scalar`: tile kernels that do exact integer dot products per
 //!    group and one float update per group, 8 activation rows per weight load (GEMM) or one
@@ -16,6 +22,15 @@
 //! The ISA is chosen at run time ([`Isa::best`]); every path computes the same integer sums,
 //! so paths differ only by float rounding. Results differ from `dequantize() · x` by the
 //! activation quantization (about 1e-2 relative, like llama.cpp's q8_1).
+//!
+//! Dense F32 / F16 / BF16 weights (`dense`) are kept in their precision and multiplied in
+//! f32 with FMA (F16C / AVX-512 conversion in registers), activations unquantized: relative
+//! error ~1e-7, bounded by the f32 accumulation (see dense.rs).
+//!
+//! [`QuantMatrix::matmul_group`] runs matrices of one width in *different* formats (e.g.
+//! q/k in Q5_0 and v in Q8_0) over the same input as one call: one activation quantization,
+//! one job list over all their tiles, outputs side by side. Same-format matrices can also be
+//! stacked once at load time with [`QuantMatrix::concat_rows`].
 //!
 //! The rest of a decoder layer's CPU work lives here too, on the same thread pool: f32 paged
 //! [`attention`] and the row-wise ops of [`elementwise`], written over the 16-lane vectors of
@@ -98,7 +113,8 @@ impl Isa {
 static FORCED: AtomicU8 = AtomicU8::new(0);
 static DETECTED: OnceLock<Isa> = OnceLock::new();
 
-/// Forces the path [`QuantMatrix::matmul`] uses (process-wide; `None` restores detection).
+/// Forces the path [`QuantMatrix::matmul`] uses (process-wide; `None` restores detection;
+/// the dense formats use the AVX-512 kernels for both AVX-512 paths).
 /// Meant for tests and benchmarks; panics if the CPU lacks `isa`.
 pub fn force_isa(isa: Option<Isa>) {
     let v = match isa {

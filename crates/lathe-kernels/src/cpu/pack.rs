@@ -31,8 +31,11 @@
 //! rows by the same 4 activation bytes (broadcast straight from memory), so one instruction does
 //! 16 rows x 4 columns, with no horizontal reduction; a group needs G/4 of them per activation
 //! row, and the weight registers are reused across all activation rows of a GEMM tile.
-//! Weights are stored unsigned (`u = q + 128` for Q8_0, `q` for the others) because `vpdpbusd`
-//! wants unsigned x signed; symmetric formats fold `bias * sum(x_q)` into the integer sum.
+//! Weights are stored unsigned (`u = q + 128` for Q8_0, `T[q] + 128` for IQ4_NL / IQ4_XS,
+//! `q + 4 * hbit` for Q3_K, `q` for the others) because `vpdpbusd` wants unsigned x signed;
+//! symmetric formats fold `bias * sum(x_q)` into the integer sum. Unpacking reproduces ggml's
+//! float expression for every format (`d * (u + bias)` = `d * q`, `d * u + c` with
+//! `c = -dmin * m`), hence the bit-identical `unpack`.
 
 use super::formats::{check_shape, decode_row, Group, QuantFormat};
 use half::f16;
