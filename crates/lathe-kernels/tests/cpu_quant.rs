@@ -493,6 +493,34 @@ fn non_finite_input_gives_nan_not_garbage() {
     }
 }
 
+/// Dense weights: a NaN input makes its row NaN, an infinite one makes it non-finite (inf, or
+/// NaN where it meets a zero weight or both signs); other rows stay finite.
+#[test]
+fn dense_non_finite_input() {
+    let (rows, cols, m) = (7, 40, 3);
+    for f in DENSE {
+        let w =
+            QuantMatrix::from_gguf_blocks(f, rows, cols, &random_matrix(f, rows, cols, 2)).unwrap();
+        for (bad, at) in [(f32::NAN, 3), (f32::INFINITY, 39)] {
+            let mut x = random_x(m, cols, 10);
+            x[cols + at] = bad;
+            for isa in Isa::available() {
+                let mut y = vec![0f32; m * rows];
+                w.matmul_with(isa, &x, m, &mut y);
+                let row = &y[rows..2 * rows];
+                assert!(row.iter().all(|v| !v.is_finite()), "{f:?} {isa:?} {bad}");
+                if bad.is_nan() {
+                    assert!(row.iter().all(|v| v.is_nan()));
+                }
+                assert!(y[..rows]
+                    .iter()
+                    .chain(&y[2 * rows..])
+                    .all(|v| v.is_finite()));
+            }
+        }
+    }
+}
+
 #[test]
 fn zero_input_and_bad_shapes() {
     let data = random_matrix(QuantFormat::Q8_0, 3, 32, 1);
