@@ -4,6 +4,7 @@
 //! `vpmaddwd`, and at most 4 activation rows share a weight load (16 ymm registers only).
 
 use super::act::ActQ;
+use super::formats::IQ4_U;
 use super::pack::{Kind, Packed, TILE};
 use super::scalar::{act_sd, act_sum};
 use std::arch::x86_64::*;
@@ -54,6 +55,8 @@ unsafe fn kernel<K: Kind, const C: usize>(
 ) {
     let nb = a.cols / 32;
     let m4 = _mm256_set1_epi8(0x0f);
+    // IQ4: index -> level + 128, the 16 bytes repeated in both 128-bit lanes.
+    let lut = _mm256_broadcastsi128_si256(_mm_loadu_si128(IQ4_U.as_ptr() as *const __m128i));
     let mut f = [_mm256_setzero_ps(); C];
     for g in 0..groups {
         let grp = tile.add(g * K::GROUP_BYTES);
@@ -68,8 +71,12 @@ unsafe fn kernel<K: Kind, const C: usize>(
         if K::NIBBLE {
             for j in 0..K::G / 8 {
                 let p = _mm256_loadu_si256(grp.add(64 * j + 32 * h) as *const _);
-                let lo = _mm256_and_si256(p, m4);
-                let hi = _mm256_and_si256(_mm256_srli_epi16(p, 4), m4);
+                let mut lo = _mm256_and_si256(p, m4);
+                let mut hi = _mm256_and_si256(_mm256_srli_epi16(p, 4), m4);
+                if K::LUT {
+                    lo = _mm256_shuffle_epi8(lut, lo);
+                    hi = _mm256_shuffle_epi8(lut, hi);
+                }
                 for c in 0..C {
                     acc[c] = dp::<K>(acc[c], lo, bcast(xq[c].add(4 * j)));
                     acc[c] = dp::<K>(acc[c], hi, bcast(xq[c].add(K::G / 2 + 4 * j)));

@@ -15,6 +15,7 @@
 //! per decode step than relying on the hardware prefetcher alone).
 
 use super::act::ActQ;
+use super::formats::IQ4_U;
 use super::pack::{Kind, Packed, TILE};
 use super::scalar::{act_sd, act_sum};
 use std::arch::x86_64::*;
@@ -70,6 +71,8 @@ unsafe fn kernel<K: Kind, const VNNI: bool, const C: usize>(
 ) {
     let nb = a.cols / 32;
     let m4 = _mm512_set1_epi8(0x0f);
+    // IQ4: index -> level + 128, the 16 bytes repeated in each 128-bit lane.
+    let lut = _mm512_broadcast_i32x4(_mm_loadu_si128(IQ4_U.as_ptr() as *const __m128i));
     let mut f = [_mm512_setzero_ps(); C];
     for g in 0..groups {
         let grp = tile.add(g * K::GROUP_BYTES);
@@ -91,8 +94,12 @@ unsafe fn kernel<K: Kind, const VNNI: bool, const C: usize>(
         if K::NIBBLE {
             for j in 0..K::G / 8 {
                 let p = _mm512_loadu_si512(grp.add(64 * j) as *const _);
-                let lo = _mm512_and_si512(p, m4);
-                let hi = _mm512_and_si512(_mm512_srli_epi16(p, 4), m4);
+                let mut lo = _mm512_and_si512(p, m4);
+                let mut hi = _mm512_and_si512(_mm512_srli_epi16(p, 4), m4);
+                if K::LUT {
+                    lo = _mm512_shuffle_epi8(lut, lo);
+                    hi = _mm512_shuffle_epi8(lut, hi);
+                }
                 for c in 0..C {
                     acc[c] = dp::<K, VNNI>(acc[c], lo, bcast(xq[c].add(4 * j)));
                     acc[c] = dp::<K, VNNI>(acc[c], hi, bcast(xq[c].add(K::G / 2 + 4 * j)));

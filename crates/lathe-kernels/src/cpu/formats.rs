@@ -241,9 +241,20 @@ fn q3k_scale(i: usize, s: &[u8]) -> i32 {
     (lo | (hi << 4)) as i32
 }
 
-/// IQ4 index `q` as an unsigned value: `T[q] + 128` (1..=241).
+/// The IQ4 levels as unsigned values, `T[q] + 128` (1..=241, increasing).
+pub(crate) const IQ4_U: [u8; 16] = {
+    let mut u = [0u8; 16];
+    let mut i = 0;
+    while i < 16 {
+        u[i] = (KVALUES_IQ4NL[i] as i16 + 128) as u8;
+        i += 1;
+    }
+    u
+};
+
+/// IQ4 index `q` as an unsigned value: `T[q] + 128`.
 fn iq4_u(q: u8) -> u8 {
-    (KVALUES_IQ4NL[q as usize] as i16 + 128) as u8
+    IQ4_U[q as usize]
 }
 
 /// Decodes one GGUF block into its groups (1 for the 32-element formats, 8 for Q4_K, Q5_K

@@ -19,13 +19,18 @@
 //! | KQ4_1  | Q4_1          | 4-bit           | 32 | stored `m`      | f16    |
 //! | KQ5_0  | Q5_0          | u8 (0..32)      | 32 | bias -16        | f16    |
 //! | KQ5_1  | Q5_1          | u8 (0..32)      | 32 | stored `m`      | f16    |
-//! | KQ8_0  | Q8_0, IQ4_NL  | u8 (q+128)      | 32 | bias -128       | f16    |
+//! | KQ8_0  | Q8_0          | u8 (q+128)      | 32 | bias -128       | f16    |
+//! | KIQ4NL | IQ4_NL        | 4-bit index     | 32 | bias -128       | f16    |
 //! | KQ2K   | Q2_K          | 4-bit (0..4)    | 16 | stored -dmin*m  | f32    |
 //! | KQ3K   | Q3_K          | 4-bit (0..8)    | 16 | bias -4         | f32    |
 //! | KQ4K   | Q4_K          | 4-bit           | 32 | stored -dmin*m  | f32    |
 //! | KQ5K   | Q5_K          | u8 (0..32)      | 32 | stored -dmin*m  | f32    |
 //! | KQ6K   | Q6_K          | u8 (0..64)      | 16 | bias -32        | f32    |
-//! | KIQ4XS | IQ4_XS        | u8 (T[q]+128)   | 32 | bias -128       | f32    |
+//! | KIQ4XS | IQ4_XS        | 4-bit index     | 32 | bias -128       | f32    |
+//!
+//! The IQ4 kinds store the 4-bit index `q` (half the bytes of `T[q] + 128` as u8) and map it
+//! to `T[q] + 128` in registers with a 16-entry byte shuffle (`vpshufb`) before the dot
+//! product.
 //!
 //! Why: `vpdpbusd zmm, zmm_w, dword [x]{1to16}` multiplies the 4 weights of each of the 16
 //! rows by the same 4 activation bytes (broadcast straight from memory), so one instruction does
@@ -37,7 +42,7 @@
 //! float expression for every format (`d * (u + bias)` = `d * q`, `d * u + c` with
 //! `c = -dmin * m`), hence the bit-identical `unpack`.
 
-use super::formats::{check_shape, decode_row, Group, QuantFormat};
+use super::formats::{check_shape, decode_row, Group, QuantFormat, IQ4_U};
 use half::f16;
 
 /// Rows per tile.
@@ -57,6 +62,8 @@ pub(crate) trait Kind: Send + Sync + 'static {
     const BIAS: i32;
     /// Values may exceed 127 (matters for `maddubs`, which saturates i16 pairs).
     const WIDE: bool;
+    /// The stored 4-bit values are indices into [`IQ4_U`] (the IQ4 levels + 128).
+    const LUT: bool = false;
     const QBYTES: usize = if Self::NIBBLE {
         Self::G * TILE / 2
     } else {
@@ -67,7 +74,7 @@ pub(crate) trait Kind: Send + Sync + 'static {
 }
 
 macro_rules! kind {
-    ($name:ident, $nib:expr, $g:expr, $asym:expr, $f32:expr, $bias:expr, $wide:expr) => {
+    ($name:ident, $nib:expr, $g:expr, $asym:expr, $f32:expr, $bias:expr, $wide:expr $(, $lut:expr)?) => {
         pub(crate) struct $name;
         impl Kind for $name {
             const NIBBLE: bool = $nib;
@@ -76,6 +83,7 @@ macro_rules! kind {
             const F32: bool = $f32;
             const BIAS: i32 = $bias;
             const WIDE: bool = $wide;
+            $(const LUT: bool = $lut;)?
         }
     };
 }
@@ -89,7 +97,8 @@ kind!(KQ3K, true, 16, false, true, -4, false);
 kind!(KQ4K, true, 32, true, true, 0, false);
 kind!(KQ5K, false, 32, true, true, 0, false);
 kind!(KQ6K, false, 16, false, true, -32, false);
-kind!(KIQ4XS, false, 32, false, true, -128, true);
+kind!(KIQ4NL, true, 32, false, false, -128, true, true);
+kind!(KIQ4XS, true, 32, false, true, -128, true, true);
 
 /// Calls `$body` with `$k` bound to the packed kind of `$fmt` (a type alias in scope).
 macro_rules! with_kind {
@@ -111,8 +120,12 @@ macro_rules! with_kind {
                 type $k = $crate::cpu::pack::KQ5_1;
                 $body
             }
-            $crate::cpu::QuantFormat::Q8_0 | $crate::cpu::QuantFormat::IQ4NL => {
+            $crate::cpu::QuantFormat::Q8_0 => {
                 type $k = $crate::cpu::pack::KQ8_0;
+                $body
+            }
+            $crate::cpu::QuantFormat::IQ4NL => {
+                type $k = $crate::cpu::pack::KIQ4NL;
                 $body
             }
             $crate::cpu::QuantFormat::Q2K => {
@@ -230,7 +243,9 @@ pub(crate) fn q_pos<K: Kind>(r: usize, e: usize) -> (usize, u32) {
 #[inline(always)]
 pub(crate) fn q_get<K: Kind>(grp: &[u8], r: usize, e: usize) -> u8 {
     let (at, sh) = q_pos::<K>(r, e);
-    if K::NIBBLE {
+    if K::LUT {
+        IQ4_U[((grp[at] >> sh) & 0xF) as usize]
+    } else if K::NIBBLE {
         (grp[at] >> sh) & 0xF
     } else {
         grp[at]
@@ -294,7 +309,12 @@ pub(crate) fn pack<K: Kind>(
             let grp = &mut bytes[at..at + K::GROUP_BYTES];
             for e in 0..K::G {
                 let (pos, sh) = q_pos::<K>(r, e);
-                grp[pos] |= g.u[e] << sh;
+                let v = if K::LUT {
+                    IQ4_U.iter().position(|&u| u == g.u[e]).unwrap() as u8
+                } else {
+                    g.u[e]
+                };
+                grp[pos] |= v << sh;
             }
             scale_put::<K>(grp, 0, r, g.d);
             if K::ASYM {
