@@ -30,8 +30,9 @@
 //! non-linear table `T` = [`KVALUES_IQ4NL`] (IQ4_XS with eight 32-element sub-blocks and 6-bit
 //! scales `ls`). [`decode_row`] splits any quantized row into *groups* (32 elements, 16 for
 //! Q2_K, Q3_K and Q6_K) each described by unsigned values `u` and one affine map
-//! `w = d * u + c` (or `d * (u + bias)` for the symmetric formats; IQ4 stores `u = T[q] + 128`
-//! with bias -128, like Q8_0), which is all the packed kernels need. F32 / F16 / BF16 are
+//! `w = d * u + c` (or `d * (u + bias)` for the symmetric formats; IQ4 decodes to
+//! `u = T[q] + 128` with bias -128, like Q8_0, and is packed as its 4-bit indices), which is
+//! all the packed kernels need. F32 / F16 / BF16 are
 //! dense: they are not decoded but multiplied as they are (`dense.rs`). [`dequantize_gguf`] is
 //! the independent, ggml-identical reference.
 

@@ -13,7 +13,8 @@
 //! 2. `pack`: at load time every format is decoded into 16-row tiles of unsigned 4- or 8-bit
 //!    values with one f16/f32 scale (and offset) per row and group (32 weights, 16 for Q2_K,
 //!    Q3_K, Q6_K): the layout `vpdpbusd` wants (see pack.rs for the byte map, why, and which
-//!    formats share a packed kind; IQ4's non-linear levels are stored as `T[q] + 128`).
+//!    formats share a packed kind; IQ4 keeps its 4-bit indices and the kernels map them to
+//!    the non-linear levels `T[q] + 128` with a byte shuffle).
 //! 3. `act`: each call quantizes the activations to int8 blocks of 32 (f32 scale + sums).
 //! 4. `avx512` / `avx2` / `scalar`: tile kernels that do exact integer dot products per
 //!    group and one float update per group, 8 activation rows per weight load (GEMM) or one
