@@ -22,8 +22,10 @@ pub(crate) struct ActQ {
     pub s32: Vec<i32>,
     /// `[m][cols/32]` `d * s32` (the offset factor of asymmetric formats).
     pub sd32: Vec<f32>,
-    /// `[m][cols/16]` sum of q per half block (Q6_K's 16-element groups).
+    /// `[m][cols/16]` sum of q per half block (the 16-element groups of Q2_K, Q3_K, Q6_K).
     pub s16: Vec<i32>,
+    /// `[m][cols/16]` `d * s16` (the offset factor of Q2_K's asymmetric 16-element groups).
+    pub sd16: Vec<f32>,
 }
 
 /// One row's worth of outputs.
@@ -33,6 +35,7 @@ struct RowOut<'a> {
     s32: &'a mut [i32],
     sd32: &'a mut [f32],
     s16: &'a mut [i32],
+    sd16: &'a mut [f32],
 }
 
 fn scale_of(amax: f32) -> (f32, f32) {
@@ -48,6 +51,8 @@ fn non_finite_block(o: &mut RowOut, b: usize) {
     o.s16[2 * b + 1] = 0;
     o.s32[b] = 0;
     o.sd32[b] = f32::NAN;
+    o.sd16[2 * b] = f32::NAN;
+    o.sd16[2 * b + 1] = f32::NAN;
 }
 
 fn quantize_row_scalar(x: &[f32], mut o: RowOut) {
@@ -69,6 +74,8 @@ fn quantize_row_scalar(x: &[f32], mut o: RowOut) {
         o.s16[2 * b + 1] = s[1];
         o.s32[b] = s[0] + s[1];
         o.sd32[b] = d * (s[0] + s[1]) as f32;
+        o.sd16[2 * b] = d * s[0] as f32;
+        o.sd16[2 * b + 1] = d * s[1] as f32;
     }
 }
 
@@ -102,6 +109,8 @@ unsafe fn quantize_row_avx512(x: &[f32], mut o: RowOut) {
         o.s16[2 * b + 1] = s1;
         o.s32[b] = s0 + s1;
         o.sd32[b] = d * (s0 + s1) as f32;
+        o.sd16[2 * b] = d * s0 as f32;
+        o.sd16[2 * b + 1] = d * s1 as f32;
     }
 }
 
@@ -143,6 +152,8 @@ unsafe fn quantize_row_avx2(x: &[f32], mut o: RowOut) {
         o.s16[2 * b + 1] = s[1];
         o.s32[b] = s[0] + s[1];
         o.sd32[b] = d * (s[0] + s[1]) as f32;
+        o.sd16[2 * b] = d * s[0] as f32;
+        o.sd16[2 * b + 1] = d * s[1] as f32;
     }
 }
 
@@ -159,7 +170,7 @@ fn quantize_row(isa: Isa, x: &[f32], o: RowOut) {
 
 /// Raw pointers to the output arrays, shared by the threads that fill disjoint rows.
 #[derive(Clone, Copy)]
-struct Ptrs(*mut i8, *mut f32, *mut i32, *mut f32, *mut i32);
+struct Ptrs(*mut i8, *mut f32, *mut i32, *mut f32, *mut i32, *mut f32);
 // SAFETY: every thread writes only its own rows.
 unsafe impl Send for Ptrs {}
 unsafe impl Sync for Ptrs {}
@@ -175,6 +186,7 @@ pub(crate) fn quantize(isa: Isa, x: &[f32], m: usize, cols: usize) -> ActQ {
         s32: vec![0; m * nb],
         sd32: vec![0.0; m * nb],
         s16: vec![0; m * 2 * nb],
+        sd16: vec![0.0; m * 2 * nb],
     };
     let p = Ptrs(
         a.q.as_mut_ptr(),
@@ -182,6 +194,7 @@ pub(crate) fn quantize(isa: Isa, x: &[f32], m: usize, cols: usize) -> ActQ {
         a.s32.as_mut_ptr(),
         a.sd32.as_mut_ptr(),
         a.s16.as_mut_ptr(),
+        a.sd16.as_mut_ptr(),
     );
     let rows = move |r0: usize, r1: usize| {
         let p = p;
@@ -194,6 +207,7 @@ pub(crate) fn quantize(isa: Isa, x: &[f32], m: usize, cols: usize) -> ActQ {
                     s32: std::slice::from_raw_parts_mut(p.2.add(r * nb), nb),
                     sd32: std::slice::from_raw_parts_mut(p.3.add(r * nb), nb),
                     s16: std::slice::from_raw_parts_mut(p.4.add(r * 2 * nb), 2 * nb),
+                    sd16: std::slice::from_raw_parts_mut(p.5.add(r * 2 * nb), 2 * nb),
                 }
             };
             quantize_row(isa, &x[r * cols..(r + 1) * cols], o);

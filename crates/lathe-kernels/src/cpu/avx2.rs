@@ -4,8 +4,9 @@
 //! `vpmaddwd`, and at most 4 activation rows share a weight load (16 ymm registers only).
 
 use super::act::ActQ;
+use super::formats::IQ4_U;
 use super::pack::{Kind, Packed, TILE};
-use super::scalar::act_sum;
+use super::scalar::{act_sd, act_sum};
 use std::arch::x86_64::*;
 
 const MB: usize = 256;
@@ -54,6 +55,8 @@ unsafe fn kernel<K: Kind, const C: usize>(
 ) {
     let nb = a.cols / 32;
     let m4 = _mm256_set1_epi8(0x0f);
+    // IQ4: index -> level + 128, the 16 bytes repeated in both 128-bit lanes.
+    let lut = _mm256_broadcastsi128_si256(_mm_loadu_si128(IQ4_U.as_ptr() as *const __m128i));
     let mut f = [_mm256_setzero_ps(); C];
     for g in 0..groups {
         let grp = tile.add(g * K::GROUP_BYTES);
@@ -68,11 +71,15 @@ unsafe fn kernel<K: Kind, const C: usize>(
         if K::NIBBLE {
             for j in 0..K::G / 8 {
                 let p = _mm256_loadu_si256(grp.add(64 * j + 32 * h) as *const _);
-                let lo = _mm256_and_si256(p, m4);
-                let hi = _mm256_and_si256(_mm256_srli_epi16(p, 4), m4);
+                let mut lo = _mm256_and_si256(p, m4);
+                let mut hi = _mm256_and_si256(_mm256_srli_epi16(p, 4), m4);
+                if K::LUT {
+                    lo = _mm256_shuffle_epi8(lut, lo);
+                    hi = _mm256_shuffle_epi8(lut, hi);
+                }
                 for c in 0..C {
                     acc[c] = dp::<K>(acc[c], lo, bcast(xq[c].add(4 * j)));
-                    acc[c] = dp::<K>(acc[c], hi, bcast(xq[c].add(16 + 4 * j)));
+                    acc[c] = dp::<K>(acc[c], hi, bcast(xq[c].add(K::G / 2 + 4 * j)));
                 }
             }
         } else {
@@ -95,7 +102,7 @@ unsafe fn kernel<K: Kind, const C: usize>(
             let dx = _mm256_set1_ps(*a.d.get_unchecked(row + g * K::G / 32));
             f[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[c]), _mm256_mul_ps(dw, dx), f[c]);
             if K::ASYM {
-                let sd = _mm256_set1_ps(*a.sd32.get_unchecked(row + g));
+                let sd = _mm256_set1_ps(act_sd::<K>(a, c0 + c, g));
                 f[c] = _mm256_fmadd_ps(cw, sd, f[c]);
             }
         }
@@ -114,6 +121,7 @@ unsafe fn kernel<K: Kind, const C: usize>(
 
 /// See [`super::scalar::tiles`]; requires AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn tiles<K: Kind>(
     p: &Packed,
     a: &ActQ,
@@ -122,6 +130,7 @@ pub(crate) unsafe fn tiles<K: Kind>(
     t0: usize,
     t1: usize,
     out: *mut f32,
+    ldo: usize,
 ) {
     for mb in (c0..c1).step_by(MB) {
         let me = (mb + MB).min(c1);
@@ -136,15 +145,15 @@ pub(crate) unsafe fn tiles<K: Kind>(
                 let nv = nvalid - 8 * h;
                 let mut c = mb;
                 while c + 4 <= me {
-                    kernel::<K, 4>(tile, h, p.groups, a, c, o, p.rows, nv);
+                    kernel::<K, 4>(tile, h, p.groups, a, c, o, ldo, nv);
                     c += 4;
                 }
                 if c + 2 <= me {
-                    kernel::<K, 2>(tile, h, p.groups, a, c, o, p.rows, nv);
+                    kernel::<K, 2>(tile, h, p.groups, a, c, o, ldo, nv);
                     c += 2;
                 }
                 if c < me {
-                    kernel::<K, 1>(tile, h, p.groups, a, c, o, p.rows, nv);
+                    kernel::<K, 1>(tile, h, p.groups, a, c, o, ldo, nv);
                 }
             }
         }

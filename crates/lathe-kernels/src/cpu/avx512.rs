@@ -15,8 +15,9 @@
 //! per decode step than relying on the hardware prefetcher alone).
 
 use super::act::ActQ;
+use super::formats::IQ4_U;
 use super::pack::{Kind, Packed, TILE};
-use super::scalar::act_sum;
+use super::scalar::{act_sd, act_sum};
 use std::arch::x86_64::*;
 
 /// Activation rows handled per pass over a tile's weights (kept in L2 between tiles).
@@ -70,6 +71,8 @@ unsafe fn kernel<K: Kind, const VNNI: bool, const C: usize>(
 ) {
     let nb = a.cols / 32;
     let m4 = _mm512_set1_epi8(0x0f);
+    // IQ4: index -> level + 128, the 16 bytes repeated in each 128-bit lane.
+    let lut = _mm512_broadcast_i32x4(_mm_loadu_si128(IQ4_U.as_ptr() as *const __m128i));
     let mut f = [_mm512_setzero_ps(); C];
     for g in 0..groups {
         let grp = tile.add(g * K::GROUP_BYTES);
@@ -91,11 +94,15 @@ unsafe fn kernel<K: Kind, const VNNI: bool, const C: usize>(
         if K::NIBBLE {
             for j in 0..K::G / 8 {
                 let p = _mm512_loadu_si512(grp.add(64 * j) as *const _);
-                let lo = _mm512_and_si512(p, m4);
-                let hi = _mm512_and_si512(_mm512_srli_epi16(p, 4), m4);
+                let mut lo = _mm512_and_si512(p, m4);
+                let mut hi = _mm512_and_si512(_mm512_srli_epi16(p, 4), m4);
+                if K::LUT {
+                    lo = _mm512_shuffle_epi8(lut, lo);
+                    hi = _mm512_shuffle_epi8(lut, hi);
+                }
                 for c in 0..C {
                     acc[c] = dp::<K, VNNI>(acc[c], lo, bcast(xq[c].add(4 * j)));
-                    acc[c] = dp::<K, VNNI>(acc[c], hi, bcast(xq[c].add(16 + 4 * j)));
+                    acc[c] = dp::<K, VNNI>(acc[c], hi, bcast(xq[c].add(K::G / 2 + 4 * j)));
                 }
             }
         } else {
@@ -117,7 +124,7 @@ unsafe fn kernel<K: Kind, const VNNI: bool, const C: usize>(
             let dx = _mm512_set1_ps(*a.d.get_unchecked(row + g * K::G / 32));
             f[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[c]), _mm512_mul_ps(dw, dx), f[c]);
             if K::ASYM {
-                let sd = _mm512_set1_ps(*a.sd32.get_unchecked(row + g));
+                let sd = _mm512_set1_ps(act_sd::<K>(a, c0 + c, g));
                 f[c] = _mm512_fmadd_ps(cw, sd, f[c]);
             }
         }
@@ -128,6 +135,7 @@ unsafe fn kernel<K: Kind, const VNNI: bool, const C: usize>(
 }
 
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 unsafe fn drive<K: Kind, const VNNI: bool>(
     p: &Packed,
     a: &ActQ,
@@ -136,6 +144,7 @@ unsafe fn drive<K: Kind, const VNNI: bool>(
     t0: usize,
     t1: usize,
     out: *mut f32,
+    ldo: usize,
 ) {
     for mb in (c0..c1).step_by(MB) {
         let me = (mb + MB).min(c1);
@@ -146,19 +155,19 @@ unsafe fn drive<K: Kind, const VNNI: bool>(
             let o = out.add(t * TILE);
             let mut c = mb;
             while c + 8 <= me {
-                kernel::<K, VNNI, 8>(tile, p.groups, a, c, o, p.rows, mask);
+                kernel::<K, VNNI, 8>(tile, p.groups, a, c, o, ldo, mask);
                 c += 8;
             }
             if c + 4 <= me {
-                kernel::<K, VNNI, 4>(tile, p.groups, a, c, o, p.rows, mask);
+                kernel::<K, VNNI, 4>(tile, p.groups, a, c, o, ldo, mask);
                 c += 4;
             }
             if c + 2 <= me {
-                kernel::<K, VNNI, 2>(tile, p.groups, a, c, o, p.rows, mask);
+                kernel::<K, VNNI, 2>(tile, p.groups, a, c, o, ldo, mask);
                 c += 2;
             }
             if c < me {
-                kernel::<K, VNNI, 1>(tile, p.groups, a, c, o, p.rows, mask);
+                kernel::<K, VNNI, 1>(tile, p.groups, a, c, o, ldo, mask);
             }
         }
     }
@@ -166,6 +175,7 @@ unsafe fn drive<K: Kind, const VNNI: bool>(
 
 /// See [`super::scalar::tiles`]; requires AVX-512F/BW/VNNI.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn tiles_vnni<K: Kind>(
     p: &Packed,
     a: &ActQ,
@@ -174,12 +184,14 @@ pub(crate) unsafe fn tiles_vnni<K: Kind>(
     t0: usize,
     t1: usize,
     out: *mut f32,
+    ldo: usize,
 ) {
-    drive::<K, true>(p, a, c0, c1, t0, t1, out)
+    drive::<K, true>(p, a, c0, c1, t0, t1, out, ldo)
 }
 
 /// See [`super::scalar::tiles`]; requires AVX-512F/BW.
 #[target_feature(enable = "avx512f,avx512bw")]
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn tiles_bw<K: Kind>(
     p: &Packed,
     a: &ActQ,
@@ -188,6 +200,7 @@ pub(crate) unsafe fn tiles_bw<K: Kind>(
     t0: usize,
     t1: usize,
     out: *mut f32,
+    ldo: usize,
 ) {
-    drive::<K, false>(p, a, c0, c1, t0, t1, out)
+    drive::<K, false>(p, a, c0, c1, t0, t1, out, ldo)
 }

@@ -1,25 +1,48 @@
 //! The load-time repacked weight layout shared by every kernel (scalar, AVX2, AVX-512).
 //!
 //! Rows are cut into *tiles* of 16 (one i32 lane per row in a 512-bit register; the last tile
-//! is padded with zero rows). A tile stores its groups (32 weights, 16 for Q6_K) one after the
-//! other, so one tile is one contiguous stream that the hardware prefetcher follows. A group is
+//! is padded with zero rows). A tile stores its groups (G = 32 weights, 16 for Q2_K, Q3_K and
+//! Q6_K) one after the other, so one tile is one contiguous stream that the hardware prefetcher
+//! follows. A group is
 //!
 //! ```text
 //! q: G/4 "steps" of 64 bytes; step j holds, for row r, bytes [4r, 4r+4) = u[r][4j..4j+4]
-//!    (4-bit formats: two steps share 64 bytes, low nibbles = step j, high nibbles = step j+4,
-//!    which is exactly GGUF's "low nibble = element i, high nibble = element i + 16")
+//!    (4-bit kinds: two steps share 64 bytes, low nibbles = step j, high nibbles = step
+//!    j + G/8, which for G = 32 is exactly GGUF's "low nibble = element i, high = i + 16")
 //! D: 16 scales (f16 for the legacy formats: lossless; f32 for K-quants where d*sc is a product)
 //! C: 16 offsets, asymmetric formats only (Q4_1: m, Q4_K: -dmin*m)
 //! ```
+//!
+//! | kind   | formats       | values          | G  | offset          | scales |
+//! |--------|---------------|-----------------|----|-----------------|--------|
+//! | KQ4_0  | Q4_0          | 4-bit           | 32 | bias -8         | f16    |
+//! | KQ4_1  | Q4_1          | 4-bit           | 32 | stored `m`      | f16    |
+//! | KQ5_0  | Q5_0          | u8 (0..32)      | 32 | bias -16        | f16    |
+//! | KQ5_1  | Q5_1          | u8 (0..32)      | 32 | stored `m`      | f16    |
+//! | KQ8_0  | Q8_0          | u8 (q+128)      | 32 | bias -128       | f16    |
+//! | KIQ4NL | IQ4_NL        | 4-bit index     | 32 | bias -128       | f16    |
+//! | KQ2K   | Q2_K          | 4-bit (0..4)    | 16 | stored -dmin*m  | f32    |
+//! | KQ3K   | Q3_K          | 4-bit (0..8)    | 16 | bias -4         | f32    |
+//! | KQ4K   | Q4_K          | 4-bit           | 32 | stored -dmin*m  | f32    |
+//! | KQ5K   | Q5_K          | u8 (0..32)      | 32 | stored -dmin*m  | f32    |
+//! | KQ6K   | Q6_K          | u8 (0..64)      | 16 | bias -32        | f32    |
+//! | KIQ4XS | IQ4_XS        | 4-bit index     | 32 | bias -128       | f32    |
+//!
+//! The IQ4 kinds store the 4-bit index `q` (half the bytes of `T[q] + 128` as u8) and map it
+//! to `T[q] + 128` in registers with a 16-entry byte shuffle (`vpshufb`) before the dot
+//! product.
 //!
 //! Why: `vpdpbusd zmm, zmm_w, dword [x]{1to16}` multiplies the 4 weights of each of the 16
 //! rows by the same 4 activation bytes (broadcast straight from memory), so one instruction does
 //! 16 rows x 4 columns, with no horizontal reduction; a group needs G/4 of them per activation
 //! row, and the weight registers are reused across all activation rows of a GEMM tile.
-//! Weights are stored unsigned (`u = q + 128` for Q8_0, `q` for the others) because `vpdpbusd`
-//! wants unsigned x signed; symmetric formats fold `bias * sum(x_q)` into the integer sum.
+//! Weights are stored unsigned (`u = q + 128` for Q8_0, `T[q] + 128` for IQ4_NL / IQ4_XS,
+//! `q + 4 * hbit` for Q3_K, `q` for the others) because `vpdpbusd` wants unsigned x signed;
+//! symmetric formats fold `bias * sum(x_q)` into the integer sum. Unpacking reproduces ggml's
+//! float expression for every format (`d * (u + bias)` = `d * q`, `d * u + c` with
+//! `c = -dmin * m`), hence the bit-identical `unpack`.
 
-use super::formats::{check_shape, decode_row, Group, QuantFormat};
+use super::formats::{check_shape, decode_row, Group, QuantFormat, IQ4_U};
 use half::f16;
 
 /// Rows per tile.
@@ -39,6 +62,8 @@ pub(crate) trait Kind: Send + Sync + 'static {
     const BIAS: i32;
     /// Values may exceed 127 (matters for `maddubs`, which saturates i16 pairs).
     const WIDE: bool;
+    /// The stored 4-bit values are indices into [`IQ4_U`] (the IQ4 levels + 128).
+    const LUT: bool = false;
     const QBYTES: usize = if Self::NIBBLE {
         Self::G * TILE / 2
     } else {
@@ -49,7 +74,7 @@ pub(crate) trait Kind: Send + Sync + 'static {
 }
 
 macro_rules! kind {
-    ($name:ident, $nib:expr, $g:expr, $asym:expr, $f32:expr, $bias:expr, $wide:expr) => {
+    ($name:ident, $nib:expr, $g:expr, $asym:expr, $f32:expr, $bias:expr, $wide:expr $(, $lut:expr)?) => {
         pub(crate) struct $name;
         impl Kind for $name {
             const NIBBLE: bool = $nib;
@@ -58,6 +83,7 @@ macro_rules! kind {
             const F32: bool = $f32;
             const BIAS: i32 = $bias;
             const WIDE: bool = $wide;
+            $(const LUT: bool = $lut;)?
         }
     };
 }
@@ -66,8 +92,13 @@ kind!(KQ4_1, true, 32, true, false, 0, false);
 kind!(KQ5_0, false, 32, false, false, -16, false);
 kind!(KQ5_1, false, 32, true, false, 0, false);
 kind!(KQ8_0, false, 32, false, false, -128, true);
+kind!(KQ2K, true, 16, true, true, 0, false);
+kind!(KQ3K, true, 16, false, true, -4, false);
 kind!(KQ4K, true, 32, true, true, 0, false);
+kind!(KQ5K, false, 32, true, true, 0, false);
 kind!(KQ6K, false, 16, false, true, -32, false);
+kind!(KIQ4NL, true, 32, false, false, -128, true, true);
+kind!(KIQ4XS, true, 32, false, true, -128, true, true);
 
 /// Calls `$body` with `$k` bound to the packed kind of `$fmt` (a type alias in scope).
 macro_rules! with_kind {
@@ -93,13 +124,38 @@ macro_rules! with_kind {
                 type $k = $crate::cpu::pack::KQ8_0;
                 $body
             }
+            $crate::cpu::QuantFormat::IQ4NL => {
+                type $k = $crate::cpu::pack::KIQ4NL;
+                $body
+            }
+            $crate::cpu::QuantFormat::Q2K => {
+                type $k = $crate::cpu::pack::KQ2K;
+                $body
+            }
+            $crate::cpu::QuantFormat::Q3K => {
+                type $k = $crate::cpu::pack::KQ3K;
+                $body
+            }
             $crate::cpu::QuantFormat::Q4K => {
                 type $k = $crate::cpu::pack::KQ4K;
+                $body
+            }
+            $crate::cpu::QuantFormat::Q5K => {
+                type $k = $crate::cpu::pack::KQ5K;
                 $body
             }
             $crate::cpu::QuantFormat::Q6K => {
                 type $k = $crate::cpu::pack::KQ6K;
                 $body
+            }
+            $crate::cpu::QuantFormat::IQ4XS => {
+                type $k = $crate::cpu::pack::KIQ4XS;
+                $body
+            }
+            f @ ($crate::cpu::QuantFormat::F32
+            | $crate::cpu::QuantFormat::F16
+            | $crate::cpu::QuantFormat::BF16) => {
+                unreachable!("{f:?} is dense: it has no packed kind")
             }
         }
     };
@@ -172,7 +228,11 @@ pub(crate) fn concat_rows(parts: &[&Packed]) -> Option<Packed> {
 #[inline(always)]
 pub(crate) fn q_pos<K: Kind>(r: usize, e: usize) -> (usize, u32) {
     if K::NIBBLE {
-        let (e, sh) = if e < 16 { (e, 0) } else { (e - 16, 4) };
+        let (e, sh) = if e < K::G / 2 {
+            (e, 0)
+        } else {
+            (e - K::G / 2, 4)
+        };
         ((e / 4) * 64 + r * 4 + e % 4, sh)
     } else {
         ((e / 4) * 64 + r * 4 + e % 4, 0)
@@ -183,7 +243,9 @@ pub(crate) fn q_pos<K: Kind>(r: usize, e: usize) -> (usize, u32) {
 #[inline(always)]
 pub(crate) fn q_get<K: Kind>(grp: &[u8], r: usize, e: usize) -> u8 {
     let (at, sh) = q_pos::<K>(r, e);
-    if K::NIBBLE {
+    if K::LUT {
+        IQ4_U[((grp[at] >> sh) & 0xF) as usize]
+    } else if K::NIBBLE {
         (grp[at] >> sh) & 0xF
     } else {
         grp[at]
@@ -247,7 +309,12 @@ pub(crate) fn pack<K: Kind>(
             let grp = &mut bytes[at..at + K::GROUP_BYTES];
             for e in 0..K::G {
                 let (pos, sh) = q_pos::<K>(r, e);
-                grp[pos] |= g.u[e] << sh;
+                let v = if K::LUT {
+                    IQ4_U.iter().position(|&u| u == g.u[e]).unwrap() as u8
+                } else {
+                    g.u[e]
+                };
+                grp[pos] |= v << sh;
             }
             scale_put::<K>(grp, 0, r, g.d);
             if K::ASYM {

@@ -15,11 +15,24 @@ pub(crate) fn act_sum<K: Kind>(a: &ActQ, c: usize, g: usize) -> i32 {
     }
 }
 
-/// Computes `out[c * p.rows + row]` for every activation row `c` in `c0..c1` and every row of tiles
+/// The offset factor `d_x * sum(q)` of activation row `c` at group `g` (asymmetric kinds).
+#[inline(always)]
+pub(crate) fn act_sd<K: Kind>(a: &ActQ, c: usize, g: usize) -> f32 {
+    let nb = a.cols / 32;
+    if K::G == 32 {
+        a.sd32[c * nb + g]
+    } else {
+        a.sd16[c * 2 * nb + g]
+    }
+}
+
+/// Computes `out[c * ldo + row]` for every activation row `c` in `c0..c1` and every row of tiles
 /// `t0..t1`.
 ///
 /// # Safety
-/// `out` must point to `c1 * p.rows` writable floats not written by anyone else for these rows.
+/// `out` must point to `c1 * ldo` writable floats (`ldo >= p.rows`) not written by anyone else
+/// for these rows.
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn tiles<K: Kind>(
     p: &Packed,
     a: &ActQ,
@@ -28,6 +41,7 @@ pub(crate) unsafe fn tiles<K: Kind>(
     t0: usize,
     t1: usize,
     out: *mut f32,
+    ldo: usize,
 ) {
     let nb = a.cols / 32;
     for t in t0..t1 {
@@ -50,10 +64,10 @@ pub(crate) unsafe fn tiles<K: Kind>(
                     let dx = a.d[c * nb + g * K::G / 32];
                     f += isum as f32 * (scale_get::<K>(grp, 0, r) * dx);
                     if K::ASYM {
-                        f += scale_get::<K>(grp, 1, r) * a.sd32[c * nb + g];
+                        f += scale_get::<K>(grp, 1, r) * act_sd::<K>(a, c, g);
                     }
                 }
-                *out.add(c * p.rows + t * TILE + r) = f;
+                *out.add(c * ldo + t * TILE + r) = f;
             }
         }
     }

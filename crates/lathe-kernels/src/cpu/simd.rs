@@ -18,6 +18,22 @@ pub(crate) trait Simd: Copy + 'static {
     fn load(s: &[f32]) -> Self::V;
     /// Into the first 16 elements of `s`.
     fn store(v: Self::V, s: &mut [f32]);
+    /// 16 values at `p` (raw-pointer loads for the dense matmul's inner loop: no bounds or
+    /// debug checks there).
+    ///
+    /// # Safety
+    /// `p` must be valid for 16 reads.
+    unsafe fn load_ptr(p: *const f32) -> Self::V;
+    /// 16 values at `p`, widened to f32 (exact). F16C is needed on the AVX2 path.
+    ///
+    /// # Safety
+    /// As [`Simd::load_ptr`].
+    unsafe fn load_f16(p: *const half::f16) -> Self::V;
+    /// 16 values at `p`, widened to f32 (exact).
+    ///
+    /// # Safety
+    /// As [`Simd::load_ptr`].
+    unsafe fn load_bf16(p: *const half::bf16) -> Self::V;
     /// `a · b + c`, fused on the FMA paths.
     fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     fn add(a: Self::V, b: Self::V) -> Self::V;
@@ -119,6 +135,18 @@ impl Simd for Plain {
         s[..L].copy_from_slice(&v)
     }
     #[inline(always)]
+    unsafe fn load_ptr(p: *const f32) -> Self::V {
+        std::array::from_fn(|l| *p.add(l))
+    }
+    #[inline(always)]
+    unsafe fn load_f16(p: *const half::f16) -> Self::V {
+        std::array::from_fn(|l| (*p.add(l)).to_f32())
+    }
+    #[inline(always)]
+    unsafe fn load_bf16(p: *const half::bf16) -> Self::V {
+        std::array::from_fn(|l| f32::from_bits(((*p.add(l)).to_bits() as u32) << 16))
+    }
+    #[inline(always)]
     fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V {
         std::array::from_fn(|l| a[l] * b[l] + c[l])
     }
@@ -178,6 +206,19 @@ mod x86 {
         fn store(v: __m512, s: &mut [f32]) {
             assert!(s.len() >= L);
             unsafe { _mm512_storeu_ps(s.as_mut_ptr(), v) }
+        }
+        #[inline(always)]
+        unsafe fn load_ptr(p: *const f32) -> __m512 {
+            _mm512_loadu_ps(p)
+        }
+        #[inline(always)]
+        unsafe fn load_f16(p: *const half::f16) -> __m512 {
+            _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i))
+        }
+        #[inline(always)]
+        unsafe fn load_bf16(p: *const half::bf16) -> __m512 {
+            let h = _mm512_cvtepu16_epi32(_mm256_loadu_si256(p as *const __m256i));
+            _mm512_castsi512_ps(_mm512_slli_epi32::<16>(h))
         }
         #[inline(always)]
         fn fma(a: __m512, b: __m512, c: __m512) -> __m512 {
@@ -269,6 +310,26 @@ mod x86 {
                 _mm256_storeu_ps(s.as_mut_ptr(), v[0]);
                 _mm256_storeu_ps(s.as_mut_ptr().add(8), v[1]);
             }
+        }
+        #[inline(always)]
+        unsafe fn load_ptr(p: *const f32) -> Self::V {
+            [_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8))]
+        }
+        /// Needs F16C on top of AVX2 (part of [`crate::cpu::Isa::Avx2`]).
+        #[inline(always)]
+        unsafe fn load_f16(p: *const half::f16) -> Self::V {
+            let p = p as *const __m128i;
+            [
+                _mm256_cvtph_ps(_mm_loadu_si128(p)),
+                _mm256_cvtph_ps(_mm_loadu_si128(p.add(1))),
+            ]
+        }
+        #[inline(always)]
+        unsafe fn load_bf16(p: *const half::bf16) -> Self::V {
+            let p = p as *const __m128i;
+            let w =
+                |v: __m128i| _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(v)));
+            [w(_mm_loadu_si128(p)), w(_mm_loadu_si128(p.add(1)))]
         }
         #[inline(always)]
         fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V {
