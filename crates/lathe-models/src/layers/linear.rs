@@ -1,9 +1,9 @@
 //! A linear layer over quantized (GGUF) or dense (safetensors) weights, with optional bias.
 //!
-//! On the CPU, quantized weights in a format lathe's own SIMD kernels cover (Q4_0, Q4_1, Q8_0,
-//! Q4_K, Q6_K) run through `lathe_kernels::cpu`; everything else (CUDA, other formats, dense
-//! weights) through candle's `QMatMul`. `LATHE_CPU_MATMUL=candle` forces candle's path (for
-//! side-by-side measurements).
+//! On the CPU, quantized weights in a format lathe's own SIMD kernels cover (every common GGUF
+//! type: Q4_0…Q8_0, Q2_K…Q6_K, IQ4_NL, IQ4_XS; see `lathe_kernels::cpu::QuantFormat`) run
+//! through `lathe_kernels::cpu`; everything else (CUDA, dense weights) through candle's
+//! `QMatMul`. `LATHE_CPU_MATMUL=candle` forces candle's path (for side-by-side measurements).
 
 use std::sync::Arc;
 
@@ -69,6 +69,18 @@ impl Linear {
             weight: Weight::Lathe(Arc::new(m)),
             bias,
         }))
+    }
+
+    /// The weight on lathe's CPU kernels, if it runs there.
+    pub fn lathe_matrix(&self) -> Option<&Arc<QuantMatrix>> {
+        match &self.weight {
+            Weight::Lathe(m) => Some(m),
+            Weight::Candle(_) => None,
+        }
+    }
+
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.bias.as_ref()
     }
 
     /// Output features, where known without running (lathe's kernels).
