@@ -1,7 +1,7 @@
 //! The llama family (Llama 2/3, SmolLM, DeepSeek-Coder, Mistral without sliding window) and, by
 //! the switches in `LlamaConfig`, Qwen2 (qkv bias, tied embeddings, its rope theta).
 
-use candle_core::quantized::{gguf_file, QMatMul};
+use candle_core::quantized::QMatMul;
 use candle_core::{DType, Device, Result, Tensor};
 use serde_json::Value;
 
@@ -111,7 +111,7 @@ impl LlamaConfig {
     }
 
     /// From GGUF metadata (`general.architecture` = llama or qwen2).
-    pub fn from_gguf(ct: &gguf_file::Content) -> anyhow::Result<Self> {
+    pub fn from_gguf(ct: &crate::loader::gguf::GgufFile) -> anyhow::Result<Self> {
         let arch_name = ct
             .metadata
             .get("general.architecture")
@@ -131,13 +131,13 @@ impl LlamaConfig {
         let heads = u("attention.head_count")?;
         let vocab = match ct.metadata.get("tokenizer.ggml.tokens") {
             Some(v) => v.to_vec()?.len(),
-            None => ct.tensor_infos["token_embd.weight"].shape.dims()[1],
+            None => ct.tensors["token_embd.weight"].dims[0],
         };
         let (rope_style, attention_bias) = match arch_name.as_str() {
             // llama.cpp's converter permutes llama q/k rows for interleaved (GPT-J) rotation.
             "llama" => (
                 RopeStyle::Gptj,
-                ct.tensor_infos.contains_key("blk.0.attn_q.bias"),
+                ct.tensors.contains_key("blk.0.attn_q.bias"),
             ),
             "qwen2" => (RopeStyle::Neox, true),
             other => {
@@ -156,7 +156,7 @@ impl LlamaConfig {
             rope_theta: f("rope.freq_base").unwrap_or(10_000.0),
             rope_scaling: RopeScaling::None,
             max_position_embeddings: u("context_length").unwrap_or(4096),
-            tie_word_embeddings: !ct.tensor_infos.contains_key("output.weight"),
+            tie_word_embeddings: !ct.tensors.contains_key("output.weight"),
             attention_bias,
             rope_style,
             sliding_window: None,
