@@ -20,7 +20,16 @@ pub fn load_model(files: &ModelFiles, device: &Device, dtype: DType) -> Result<B
     match files {
         ModelFiles::Gguf(path) => {
             let w = GgufWeights::open(path, device)?;
-            let cfg = LlamaConfig::from_gguf(&w.file)?;
+            // Llama 3.1 style rope scaling: per-frequency divisors stored as a tensor.
+            let rope_freqs = match w.file.tensors.contains_key("rope_freqs.weight") {
+                true => Some(
+                    w.dense("rope_freqs.weight")?
+                        .flatten_all()?
+                        .to_vec1::<f32>()?,
+                ),
+                false => None,
+            };
+            let cfg = LlamaConfig::from_gguf(&w.file, rope_freqs)?;
             let arch = if cfg.rope_style == crate::arch::RopeStyle::Neox {
                 Arch::Qwen2
             } else {
