@@ -327,7 +327,88 @@ pub fn gguf_name(hf: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::gguf_name;
+    use candle_core::quantized::gguf_file::Value;
+
+    use super::*;
+    use crate::loader::gguf::write_test_file;
+
+    /// A GGUF file on disk with an F32 norm, an F16 vector, a Q8_0 matrix (lathe's kernels),
+    /// a Q3_K matrix (candle's fallback; pick another type once lathe has a Q3_K kernel) and an
+    /// IQ2_XXS matrix (neither lathe's nor candle's).
+    fn test_file(dir: &Path) -> std::path::PathBuf {
+        let f32s: Vec<u8> = [1.0f32, -2.5, 3.25]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        let f16s: Vec<u8> = [0.5f32, 4.0]
+            .iter()
+            .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
+            .collect();
+        // Q8_0 block: f16 scale 0.5, then 32 int8 weights 0..32 → weights 0, 0.5, 1, ...
+        let mut q8 = Vec::new();
+        for _ in 0..16 {
+            q8.extend(half::f16::from_f32(0.5).to_le_bytes());
+            q8.extend((0..32).map(|i| i as u8));
+        }
+        let bytes = write_test_file(
+            &[("general.architecture", Value::String("llama".into()))],
+            &[
+                ("norm.weight", 0, vec![3], f32s),
+                ("half.weight", 1, vec![2], f16s),
+                ("q8.weight", 8, vec![16, 32], q8),
+                ("q3k.weight", 11, vec![16, 256], vec![0; 16 * 110]),
+                ("iq2.weight", 16, vec![16, 256], vec![0; 16 * 66]),
+            ],
+        );
+        let path = dir.join("test.gguf");
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    #[test]
+    fn tensors_load_from_the_map_and_fallbacks_are_counted_by_type() {
+        let dir = std::env::temp_dir().join(format!("lathe-weights-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let w = GgufWeights::open(&test_file(&dir), &Device::Cpu).unwrap();
+        let norm: Vec<f32> = w.dense("norm.weight").unwrap().to_vec1().unwrap();
+        assert_eq!(norm, [1.0, -2.5, 3.25]);
+        let h: Vec<f32> = w.dense("half.weight").unwrap().to_vec1().unwrap();
+        assert_eq!(h, [0.5, 4.0]);
+        let q8: Vec<Vec<f32>> = w.dense("q8.weight").unwrap().to_vec2().unwrap();
+        assert_eq!((q8[3][0], q8[3][31]), (0.0, 15.5));
+
+        // Q8_0 on lathe's kernels: x = e_31 picks column 31 of every row.
+        let lin = w.linear("q8.weight", None).unwrap();
+        assert_eq!(lin.out_features(), Some(16));
+        let mut x = vec![0f32; 32];
+        x[31] = 1.0;
+        let y: Vec<Vec<f32>> = lin
+            .forward(&Tensor::from_vec(x, (1, 32), &Device::Cpu).unwrap())
+            .unwrap()
+            .to_vec2()
+            .unwrap();
+        assert!(y[0].iter().all(|v| (v - 15.5).abs() < 0.1), "{y:?}");
+        assert!(w.fallback_types().is_empty());
+
+        // Q3_K: candle's kernels, counted for the log.
+        let lin = w.linear("q3k.weight", None).unwrap();
+        assert_eq!(lin.out_features(), None);
+        let y = lin
+            .forward(&Tensor::ones((1, 256), DType::F32, &Device::Cpu).unwrap())
+            .unwrap();
+        assert_eq!(y.dims(), [1, 16]);
+        assert_eq!(
+            w.fallback_types(),
+            BTreeMap::from([("Q3_K".to_string(), 1)])
+        );
+
+        // IQ2_XXS: refused, naming the tensor and the type.
+        let e = w.linear("iq2.weight", None).unwrap_err().to_string();
+        assert!(e.contains("iq2.weight") && e.contains("IQ2_XXS"), "{e}");
+        let e = w.dense("iq2.weight").unwrap_err().to_string();
+        assert!(e.contains("IQ2_XXS"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
 
     #[test]
     fn hf_names_map_to_llama_cpp_names() {
