@@ -18,7 +18,7 @@ pub fn cache_dir() -> PathBuf {
         return PathBuf::from(dir);
     }
     dirs::cache_dir()
-        .unwrap_or_else(|| std::env::temp_dir())
+        .unwrap_or_else(std::env::temp_dir)
         .join("lathe")
 }
 

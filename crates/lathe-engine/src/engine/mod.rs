@@ -217,8 +217,7 @@ pub fn start(cfg: EngineConfig) -> Result<EngineHandle> {
 fn load_tokenizer(files: &ModelFiles) -> Result<TextTokenizer> {
     match files {
         ModelFiles::Gguf(path) => {
-            let mut f = std::fs::File::open(path)?;
-            let content = candle_core::quantized::gguf_file::Content::read(&mut f)?;
+            let content = lathe_models::loader::gguf::read_content(path)?;
             TextTokenizer::from_gguf(&content)
         }
         ModelFiles::Safetensors {

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use candle_core::quantized::{QMatMul, QTensor};
+use candle_core::quantized::QMatMul;
 use candle_core::{Module, Result, Tensor};
 use lathe_kernels::cpu::{QuantMatMul, QuantMatrix};
 
@@ -31,17 +31,12 @@ impl Linear {
         }
     }
 
-    /// From a quantized tensor, choosing lathe's CPU kernels where they apply.
-    pub fn from_qtensor(q: Arc<QTensor>, bias: Option<Tensor>) -> Result<Self> {
-        if q.device().is_cpu() && !candle_forced() {
-            if let Some(m) = QuantMatrix::from_qtensor(&q)? {
-                return Ok(Self {
-                    weight: Weight::Lathe(Arc::new(m)),
-                    bias,
-                });
-            }
+    /// Over a matrix packed for lathe's CPU kernels.
+    pub fn from_quant_matrix(m: QuantMatrix, bias: Option<Tensor>) -> Self {
+        Self {
+            weight: Weight::Lathe(Arc::new(m)),
+            bias,
         }
-        Ok(Self::new(QMatMul::from_arc(q)?, bias))
     }
 
     /// One linear computing all of `parts` (outputs side by side, in order), when all run on
@@ -104,6 +99,7 @@ impl Linear {
     }
 }
 
-fn candle_forced() -> bool {
+/// `LATHE_CPU_MATMUL=candle`: quantized weights stay on candle's kernels.
+pub(crate) fn candle_forced() -> bool {
     std::env::var("LATHE_CPU_MATMUL").is_ok_and(|v| v.eq_ignore_ascii_case("candle"))
 }

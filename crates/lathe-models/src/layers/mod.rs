@@ -11,6 +11,7 @@ mod rotary;
 
 pub use attention::PagedAttentionLayer;
 pub use embedding::Embedding;
+pub(crate) use linear::candle_forced;
 pub use linear::Linear;
 pub use linear_group::LinearGroup;
 pub use mlp::GatedMlp;

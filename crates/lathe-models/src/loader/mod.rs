@@ -1,5 +1,6 @@
 //! Loading: resolve `--model` to files, read weights (GGUF or safetensors), build the model.
 
+pub mod gguf;
 mod hub;
 mod resolve;
 mod weights;
@@ -19,14 +20,27 @@ pub fn load_model(files: &ModelFiles, device: &Device, dtype: DType) -> Result<B
     match files {
         ModelFiles::Gguf(path) => {
             let w = GgufWeights::open(path, device)?;
-            let cfg = LlamaConfig::from_gguf(&w.content)?;
+            // Llama 3.1 style rope scaling: per-frequency divisors stored as a tensor.
+            let rope_freqs = match w.file.tensors.contains_key("rope_freqs.weight") {
+                true => Some(
+                    w.dense("rope_freqs.weight")?
+                        .flatten_all()?
+                        .to_vec1::<f32>()?,
+                ),
+                false => None,
+            };
+            let cfg = LlamaConfig::from_gguf(&w.file, rope_freqs)?;
             let arch = if cfg.rope_style == crate::arch::RopeStyle::Neox {
                 Arch::Qwen2
             } else {
                 Arch::Llama
             };
             let w = Weights::Gguf(w);
-            Ok(Box::new(Llama::load(cfg, arch, &w, device)?))
+            let model = Llama::load(cfg, arch, &w, device)?;
+            if let Weights::Gguf(g) = &w {
+                g.log_fallbacks();
+            }
+            Ok(Box::new(model))
         }
         ModelFiles::Safetensors {
             config, weights, ..

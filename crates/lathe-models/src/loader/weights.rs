@@ -2,15 +2,18 @@
 //! GGUF file (quantized, llama.cpp names) or in safetensors (dense). Architectures ask for
 //! `model.layers.3.self_attn.q_proj` and never see the file format.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use candle_core::quantized::{gguf_file, QMatMul, QTensor};
+use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType, QMatMul};
 use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::VarBuilder;
+use lathe_kernels::cpu::{QuantFormat, QuantMatrix};
+use memmap2::Mmap;
 
+use super::gguf::{GgmlType, GgufFile};
 use crate::layers::Linear;
 
 pub enum Weights {
@@ -21,40 +24,209 @@ pub enum Weights {
     },
 }
 
+/// A memory-mapped GGUF file. Each tensor is read once, straight from the map, into its one
+/// in-memory form (lathe's packed tiles, a dense tensor or candle's `QTensor`), after which its
+/// pages are handed back to the OS: loading never holds a model's weights twice.
 pub struct GgufWeights {
-    pub content: gguf_file::Content,
-    file: Mutex<File>,
+    pub file: GgufFile,
+    map: Mmap,
     device: Device,
-    /// Quantized tensors already read (the tied embedding is read twice).
-    cache: Mutex<HashMap<String, Arc<QTensor>>>,
+    /// Quantized tensors on candle's CPU kernels, by type name (named in the load log).
+    fallbacks: Mutex<BTreeMap<String, usize>>,
 }
 
 impl GgufWeights {
     pub fn open(path: &Path, device: &Device) -> anyhow::Result<Self> {
-        let mut file =
-            File::open(path).map_err(|e| anyhow::anyhow!("opening {}: {e}", path.display()))?;
-        let content = gguf_file::Content::read(&mut file)
-            .map_err(|e| anyhow::anyhow!("{} is not a readable GGUF file: {e}", path.display()))?;
+        let f = File::open(path).map_err(|e| anyhow::anyhow!("opening {}: {e}", path.display()))?;
+        // SAFETY: mapped read-only; lathe never writes model files while they are loaded.
+        let map = unsafe { Mmap::map(&f) }
+            .map_err(|e| anyhow::anyhow!("mapping {}: {e}", path.display()))?;
+        let file = GgufFile::parse(&map).map_err(|e| {
+            anyhow::anyhow!("{} is not a readable GGUF file: {e:#}", path.display())
+        })?;
         Ok(Self {
-            content,
-            file: Mutex::new(file),
+            file,
+            map,
             device: device.clone(),
-            cache: Mutex::default(),
+            fallbacks: Mutex::default(),
         })
     }
 
-    fn qtensor(&self, gguf_name: &str) -> Result<Arc<QTensor>> {
-        if let Some(t) = self.cache.lock().unwrap().get(gguf_name) {
-            return Ok(t.clone());
-        }
-        let mut file = self.file.lock().unwrap();
-        let t = Arc::new(self.content.tensor(&mut *file, gguf_name, &self.device)?);
-        self.cache
-            .lock()
-            .unwrap()
-            .insert(gguf_name.to_string(), t.clone());
-        Ok(t)
+    fn bytes(&self, name: &str) -> Result<(GgmlType, &[usize], &[u8])> {
+        let bytes = self
+            .file
+            .tensor_bytes(&self.map, name)
+            .map_err(|e| candle_core::Error::Msg(format!("{e:#}")))?;
+        let info = &self.file.tensors[name];
+        Ok((info.ggml_type, &info.dims, bytes))
     }
+
+    /// Drops the mapped pages of `bytes` from this process (they stay in the page cache and
+    /// fault back in from the file if read again, as the tied embedding is).
+    fn release(&self, bytes: &[u8]) {
+        #[cfg(unix)]
+        {
+            let offset = bytes.as_ptr() as usize - self.map.as_ptr() as usize;
+            // SAFETY: the map is read-only and file-backed, so MADV_DONTNEED discards nothing:
+            // later reads of these pages see the same file contents.
+            let _ = unsafe {
+                self.map.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    offset,
+                    bytes.len(),
+                )
+            };
+        }
+        #[cfg(not(unix))]
+        let _ = bytes;
+    }
+
+    /// Tensor `name` dequantized to f32 on the device (norms, biases, embeddings).
+    pub fn dense(&self, name: &str) -> Result<Tensor> {
+        let (ty, dims, bytes) = self.bytes(name)?;
+        let cpu = &Device::Cpu;
+        let t = match ty.0 {
+            0 => Tensor::from_vec(
+                le_floats(bytes, 4, |b| f32::from_le_bytes(b.try_into().unwrap())),
+                dims,
+                cpu,
+            )?,
+            1 => Tensor::from_vec(
+                le_floats(bytes, 2, |b| {
+                    half::f16::from_le_bytes(b.try_into().unwrap()).to_f32()
+                }),
+                dims,
+                cpu,
+            )?,
+            30 => Tensor::from_vec(
+                le_floats(bytes, 2, |b| {
+                    half::bf16::from_le_bytes(b.try_into().unwrap()).to_f32()
+                }),
+                dims,
+                cpu,
+            )?,
+            _ => match (ty.candle(), lathe_format(ty), dims) {
+                (Some(dt), _, _) => Tensor::from_vec(candle_dequantize(dt, bytes)?, dims, cpu)?,
+                (None, Some(fmt), &[rows, cols]) => {
+                    let m = QuantMatrix::from_gguf_blocks(fmt, rows, cols, bytes)
+                        .map_err(candle_core::Error::Msg)?;
+                    Tensor::from_vec(m.dequantize(), (rows, cols), cpu)?
+                }
+                _ => candle_core::bail!(
+                    "tensor `{name}` is {}, a type neither lathe nor candle can dequantize",
+                    ty.name()
+                ),
+            },
+        };
+        self.release(bytes);
+        t.to_device(&self.device)
+    }
+
+    /// Weight matrix `name` as a linear layer: lathe's kernels on the CPU where they cover the
+    /// type, else candle's (CUDA, or CPU types lathe lacks — counted for the load log).
+    pub fn linear(&self, name: &str, bias: Option<Tensor>) -> Result<Linear> {
+        let (ty, dims, bytes) = self.bytes(name)?;
+        let lathe = self.device.is_cpu() && !crate::layers::candle_forced();
+        if let (true, Some(fmt), &[rows, cols]) = (lathe, lathe_format(ty), dims) {
+            let m = QuantMatrix::from_gguf_blocks(fmt, rows, cols, bytes)
+                .map_err(|e| candle_core::Error::Msg(format!("tensor `{name}`: {e}")))?;
+            self.release(bytes);
+            return Ok(Linear::from_quant_matrix(m, bias));
+        }
+        let Some(dt) = ty.candle() else {
+            candle_core::bail!(
+                "tensor `{name}` is {}: neither lathe's kernels nor candle's implement that type{}",
+                ty.name(),
+                if self.device.is_cpu() {
+                    ""
+                } else {
+                    " on this device"
+                }
+            )
+        };
+        if self.device.is_cpu() && !ty.is_float() {
+            *self.fallbacks.lock().unwrap().entry(ty.name()).or_default() += 1;
+        }
+        let q = qtensor_from_ggml(dt, bytes, dims.to_vec(), &self.device)?;
+        self.release(bytes);
+        Ok(Linear::new(QMatMul::from_arc(Arc::new(q))?, bias))
+    }
+
+    /// Logs, once per type, the quantized weights that run on candle's scalar CPU kernels
+    /// instead of lathe's (slower; named so that a slow model says why).
+    pub fn log_fallbacks(&self) {
+        let forced = crate::layers::candle_forced();
+        for (ty, n) in self.fallbacks.lock().unwrap().iter() {
+            if forced {
+                tracing::info!(
+                    "{n} tensors of type {ty} run on candle's kernels (LATHE_CPU_MATMUL=candle)"
+                );
+            } else {
+                tracing::warn!(
+                    "{n} tensors of type {ty} run on candle's fallback kernels: lathe has no CPU kernel for {ty} yet (slower)"
+                );
+            }
+        }
+    }
+
+    /// Quantized types of tensors on candle's CPU kernels so far, with their counts.
+    pub fn fallback_types(&self) -> BTreeMap<String, usize> {
+        self.fallbacks.lock().unwrap().clone()
+    }
+}
+
+/// lathe's CPU kernel format for a ggml type.
+// TODO: QuantFormat::from_ggml_type (being added in lathe-kernels) replaces this.
+fn lathe_format(t: GgmlType) -> Option<QuantFormat> {
+    Some(match t.0 {
+        2 => QuantFormat::Q4_0,
+        3 => QuantFormat::Q4_1,
+        6 => QuantFormat::Q5_0,
+        7 => QuantFormat::Q5_1,
+        8 => QuantFormat::Q8_0,
+        12 => QuantFormat::Q4K,
+        14 => QuantFormat::Q6K,
+        _ => return None,
+    })
+}
+
+/// candle's dequantization of the blocks in `bytes`, read in place (no copy of the blocks).
+fn candle_dequantize(dt: GgmlDType, bytes: &[u8]) -> Result<Vec<f32>> {
+    use candle_core::quantized::k_quants::*;
+    fn blocks<T: GgmlType>(bytes: &[u8]) -> Result<Vec<f32>> {
+        let size = std::mem::size_of::<T>();
+        if !bytes.len().is_multiple_of(size)
+            || !(bytes.as_ptr() as usize).is_multiple_of(std::mem::align_of::<T>())
+        {
+            candle_core::bail!("{:?} data misaligned or not whole blocks", T::DTYPE);
+        }
+        // SAFETY: candle's blocks are `repr(C)` plain data of `size` bytes; length and alignment
+        // are checked above (candle's own `qtensor_from_ggml` casts the same way).
+        let xs =
+            unsafe { std::slice::from_raw_parts(bytes.as_ptr() as *const T, bytes.len() / size) };
+        let mut ys = vec![0f32; xs.len() * T::BLCK_SIZE];
+        T::to_float(xs, &mut ys);
+        Ok(ys)
+    }
+    match dt {
+        GgmlDType::Q4_0 => blocks::<BlockQ4_0>(bytes),
+        GgmlDType::Q4_1 => blocks::<BlockQ4_1>(bytes),
+        GgmlDType::Q5_0 => blocks::<BlockQ5_0>(bytes),
+        GgmlDType::Q5_1 => blocks::<BlockQ5_1>(bytes),
+        GgmlDType::Q8_0 => blocks::<BlockQ8_0>(bytes),
+        GgmlDType::Q8_1 => blocks::<BlockQ8_1>(bytes),
+        GgmlDType::Q2K => blocks::<BlockQ2K>(bytes),
+        GgmlDType::Q3K => blocks::<BlockQ3K>(bytes),
+        GgmlDType::Q4K => blocks::<BlockQ4K>(bytes),
+        GgmlDType::Q5K => blocks::<BlockQ5K>(bytes),
+        GgmlDType::Q6K => blocks::<BlockQ6K>(bytes),
+        GgmlDType::Q8K => blocks::<BlockQ8K>(bytes),
+        other => candle_core::bail!("{other:?} is not a block quantization"),
+    }
+}
+
+fn le_floats(bytes: &[u8], width: usize, f: impl Fn(&[u8]) -> f32) -> Vec<f32> {
+    bytes.chunks_exact(width).map(f).collect()
 }
 
 impl Weights {
@@ -78,7 +250,7 @@ impl Weights {
 
     pub fn contains(&self, hf_name: &str) -> bool {
         match self {
-            Weights::Gguf(g) => g.content.tensor_infos.contains_key(&gguf_name(hf_name)),
+            Weights::Gguf(g) => g.file.tensors.contains_key(&gguf_name(hf_name)),
             Weights::Safetensors { vb, .. } => vb.contains_tensor(hf_name),
         }
     }
@@ -86,10 +258,7 @@ impl Weights {
     /// A dense tensor in the activation dtype (norm weights, biases, embeddings).
     pub fn tensor(&self, hf_name: &str) -> Result<Tensor> {
         match self {
-            Weights::Gguf(g) => {
-                let q = g.qtensor(&gguf_name(hf_name))?;
-                q.dequantize(&g.device)
-            }
+            Weights::Gguf(g) => g.dense(&gguf_name(hf_name)),
             Weights::Safetensors { vb, .. } => {
                 let shape = vb.get_unchecked(hf_name)?.shape().clone();
                 vb.get(shape, hf_name)
@@ -106,7 +275,7 @@ impl Weights {
         };
         let weight = format!("{prefix}.weight");
         match self {
-            Weights::Gguf(g) => Linear::from_qtensor(g.qtensor(&gguf_name(&weight))?, bias),
+            Weights::Gguf(g) => g.linear(&gguf_name(&weight), bias),
             Weights::Safetensors { .. } => {
                 Ok(Linear::new(QMatMul::Tensor(self.tensor(&weight)?), bias))
             }
@@ -116,14 +285,7 @@ impl Weights {
     /// Bytes the weights take in memory (for roofline numbers).
     pub fn total_bytes(&self) -> usize {
         match self {
-            Weights::Gguf(g) => g
-                .content
-                .tensor_infos
-                .values()
-                .map(|i| {
-                    i.shape.elem_count() / i.ggml_dtype.block_size() * i.ggml_dtype.type_size()
-                })
-                .sum(),
+            Weights::Gguf(g) => g.file.tensors.values().filter_map(|i| i.byte_len()).sum(),
             Weights::Safetensors { .. } => 0,
         }
     }
@@ -165,7 +327,88 @@ pub fn gguf_name(hf: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::gguf_name;
+    use candle_core::quantized::gguf_file::Value;
+
+    use super::*;
+    use crate::loader::gguf::write_test_file;
+
+    /// A GGUF file on disk with an F32 norm, an F16 vector, a Q8_0 matrix (lathe's kernels),
+    /// a Q3_K matrix (candle's fallback; pick another type once lathe has a Q3_K kernel) and an
+    /// IQ2_XXS matrix (neither lathe's nor candle's).
+    fn test_file(dir: &Path) -> std::path::PathBuf {
+        let f32s: Vec<u8> = [1.0f32, -2.5, 3.25]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        let f16s: Vec<u8> = [0.5f32, 4.0]
+            .iter()
+            .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
+            .collect();
+        // Q8_0 block: f16 scale 0.5, then 32 int8 weights 0..32 → weights 0, 0.5, 1, ...
+        let mut q8 = Vec::new();
+        for _ in 0..16 {
+            q8.extend(half::f16::from_f32(0.5).to_le_bytes());
+            q8.extend((0..32).map(|i| i as u8));
+        }
+        let bytes = write_test_file(
+            &[("general.architecture", Value::String("llama".into()))],
+            &[
+                ("norm.weight", 0, vec![3], f32s),
+                ("half.weight", 1, vec![2], f16s),
+                ("q8.weight", 8, vec![16, 32], q8),
+                ("q3k.weight", 11, vec![16, 256], vec![0; 16 * 110]),
+                ("iq2.weight", 16, vec![16, 256], vec![0; 16 * 66]),
+            ],
+        );
+        let path = dir.join("test.gguf");
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    #[test]
+    fn tensors_load_from_the_map_and_fallbacks_are_counted_by_type() {
+        let dir = std::env::temp_dir().join(format!("lathe-weights-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let w = GgufWeights::open(&test_file(&dir), &Device::Cpu).unwrap();
+        let norm: Vec<f32> = w.dense("norm.weight").unwrap().to_vec1().unwrap();
+        assert_eq!(norm, [1.0, -2.5, 3.25]);
+        let h: Vec<f32> = w.dense("half.weight").unwrap().to_vec1().unwrap();
+        assert_eq!(h, [0.5, 4.0]);
+        let q8: Vec<Vec<f32>> = w.dense("q8.weight").unwrap().to_vec2().unwrap();
+        assert_eq!((q8[3][0], q8[3][31]), (0.0, 15.5));
+
+        // Q8_0 on lathe's kernels: x = e_31 picks column 31 of every row.
+        let lin = w.linear("q8.weight", None).unwrap();
+        assert_eq!(lin.out_features(), Some(16));
+        let mut x = vec![0f32; 32];
+        x[31] = 1.0;
+        let y: Vec<Vec<f32>> = lin
+            .forward(&Tensor::from_vec(x, (1, 32), &Device::Cpu).unwrap())
+            .unwrap()
+            .to_vec2()
+            .unwrap();
+        assert!(y[0].iter().all(|v| (v - 15.5).abs() < 0.1), "{y:?}");
+        assert!(w.fallback_types().is_empty());
+
+        // Q3_K: candle's kernels, counted for the log.
+        let lin = w.linear("q3k.weight", None).unwrap();
+        assert_eq!(lin.out_features(), None);
+        let y = lin
+            .forward(&Tensor::ones((1, 256), DType::F32, &Device::Cpu).unwrap())
+            .unwrap();
+        assert_eq!(y.dims(), [1, 16]);
+        assert_eq!(
+            w.fallback_types(),
+            BTreeMap::from([("Q3_K".to_string(), 1)])
+        );
+
+        // IQ2_XXS: refused, naming the tensor and the type.
+        let e = w.linear("iq2.weight", None).unwrap_err().to_string();
+        assert!(e.contains("iq2.weight") && e.contains("IQ2_XXS"), "{e}");
+        let e = w.dense("iq2.weight").unwrap_err().to_string();
+        assert!(e.contains("IQ2_XXS"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
 
     #[test]
     fn hf_names_map_to_llama_cpp_names() {
