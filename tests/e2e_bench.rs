@@ -71,7 +71,7 @@ fn bench_serve_against_lathe_serve_writes_a_complete_report() {
     }
     let completed: Vec<u64> = find_all(&report, "completed");
     assert!(
-        completed.iter().any(|&c| c == 6),
+        completed.contains(&6),
         "expected 6 completed requests: {text}"
     );
 }

@@ -2,6 +2,8 @@
 
 use clap::Subcommand;
 
+// Parsed once per process: the variants' size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
     /// Load-test an OpenAI-compatible server (lathe, vLLM, llama-server, Ollama, …).

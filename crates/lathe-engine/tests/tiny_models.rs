@@ -83,7 +83,7 @@ fn ours(dir: &Path, prompt: &[u32], decode: &[u32]) -> Vec<Vec<f32>> {
     let table: Vec<u32> = vec![7, 3, 12, 0, 9, 5, 1, 14];
     let mut out = Vec::new();
     let mut pos = 0;
-    let mut run = |tokens: Vec<u32>, pos: usize| {
+    let run = |tokens: Vec<u32>, pos: usize| {
         let sched = SchedulerOutput {
             seqs: vec![ScheduledSeq {
                 id: 1,
@@ -220,11 +220,10 @@ fn qwen2_matches_candle_transformers() {
             .to_vec1::<f32>()
             .unwrap();
         assert_close(&ours[0], &l, &format!("qwen2 tied={tied} prefill"));
-        let mut pos = PROMPT.len();
         for (step, &t) in decode_tokens().iter().enumerate() {
             let x = Tensor::new(&[t], &dev).unwrap().unsqueeze(0).unwrap();
             let l = model
-                .forward(&x, pos)
+                .forward(&x, PROMPT.len() + step)
                 .unwrap()
                 .flatten_all()
                 .unwrap()
@@ -235,7 +234,6 @@ fn qwen2_matches_candle_transformers() {
                 &l,
                 &format!("qwen2 tied={tied} decode step {step}"),
             );
-            pos += 1;
         }
     }
 }

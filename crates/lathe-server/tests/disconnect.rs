@@ -122,7 +122,7 @@ async fn a_stream_cut_by_shutdown_ends_with_response_failed() {
     let last = text
         .lines()
         .filter_map(|l| l.strip_prefix("data: "))
-        .last()
+        .next_back()
         .unwrap();
     let v: serde_json::Value = serde_json::from_str(last).unwrap();
     assert_eq!(v["type"], "response.failed", "{v}");

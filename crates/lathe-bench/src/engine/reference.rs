@@ -103,12 +103,10 @@ pub fn measure(
         0,
     )?;
     let mut next = l.flatten_all()?.argmax(0)?.to_scalar::<u32>()?;
-    let mut pos = short.len();
     let t = Instant::now();
-    for _ in 0..decode_len {
+    for pos in short.len()..short.len() + decode_len {
         let l = model.forward(&Tensor::new(&[next], &Device::Cpu)?.unsqueeze(0)?, pos)?;
         next = l.flatten_all()?.argmax(0)?.to_scalar::<u32>()?;
-        pos += 1;
     }
     Ok(Ok(ReferenceNumbers {
         model: name,

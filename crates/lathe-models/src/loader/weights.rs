@@ -147,7 +147,9 @@ impl GgufWeights {
         if self.device.is_cpu() && !ty.is_float() {
             *self.fallbacks.lock().unwrap().entry(ty.name()).or_default() += 1;
         }
-        let q = qtensor_from_ggml(dt, bytes, dims.to_vec(), &self.device)?;
+        let q = qtensor_from_ggml(dt, bytes, dims.to_vec(), &self.device).map_err(|e| {
+            candle_core::Error::Msg(format!("tensor `{name}` ({}): {e}", ty.name()))
+        })?;
         self.release(bytes);
         Ok(Linear::new(QMatMul::from_arc(Arc::new(q))?, bias))
     }
@@ -175,19 +177,9 @@ impl GgufWeights {
     }
 }
 
-/// lathe's CPU kernel format for a ggml type.
-// TODO: QuantFormat::from_ggml_type (being added in lathe-kernels) replaces this.
+/// lathe's CPU kernel format for a ggml type (every common GGUF type, dense ones included).
 fn lathe_format(t: GgmlType) -> Option<QuantFormat> {
-    Some(match t.0 {
-        2 => QuantFormat::Q4_0,
-        3 => QuantFormat::Q4_1,
-        6 => QuantFormat::Q5_0,
-        7 => QuantFormat::Q5_1,
-        8 => QuantFormat::Q8_0,
-        12 => QuantFormat::Q4K,
-        14 => QuantFormat::Q6K,
-        _ => return None,
-    })
+    QuantFormat::from_ggml_type(t.0)
 }
 
 /// candle's dequantization of the blocks in `bytes`, read in place (no copy of the blocks).
@@ -333,7 +325,8 @@ mod tests {
     use crate::loader::gguf::write_test_file;
 
     /// A GGUF file on disk with an F32 norm, an F16 vector, a Q8_0 matrix (lathe's kernels),
-    /// a Q3_K matrix (candle's fallback; pick another type once lathe has a Q3_K kernel) and an
+    /// a Q8_K matrix (an activation type no model file uses: neither lathe's nor candle's
+    /// kernels run it) and an
     /// IQ2_XXS matrix (neither lathe's nor candle's).
     fn test_file(dir: &Path) -> std::path::PathBuf {
         let f32s: Vec<u8> = [1.0f32, -2.5, 3.25]
@@ -356,7 +349,7 @@ mod tests {
                 ("norm.weight", 0, vec![3], f32s),
                 ("half.weight", 1, vec![2], f16s),
                 ("q8.weight", 8, vec![16, 32], q8),
-                ("q3k.weight", 11, vec![16, 256], vec![0; 16 * 110]),
+                ("q8k.weight", 15, vec![16, 256], vec![0; 16 * 292]),
                 ("iq2.weight", 16, vec![16, 256], vec![0; 16 * 66]),
             ],
         );
@@ -390,17 +383,21 @@ mod tests {
         assert!(y[0].iter().all(|v| (v - 15.5).abs() < 0.1), "{y:?}");
         assert!(w.fallback_types().is_empty());
 
-        // Q3_K: candle's kernels, counted for the log.
-        let lin = w.linear("q3k.weight", None).unwrap();
-        assert_eq!(lin.out_features(), None);
-        let y = lin
-            .forward(&Tensor::ones((1, 256), DType::F32, &Device::Cpu).unwrap())
-            .unwrap();
-        assert_eq!(y.dims(), [1, 16]);
-        assert_eq!(
-            w.fallback_types(),
-            BTreeMap::from([("Q3_K".to_string(), 1)])
-        );
+        // Every type a model file uses that candle runs has a lathe kernel, so nothing falls
+        // back to candle's scalar path on the CPU (the log names it if that ever changes).
+        for id in (0..=40).filter(|id| ![9, 15].contains(id)) {
+            let t = GgmlType(id);
+            if t.candle().is_some() {
+                assert!(
+                    lathe_format(t).is_some(),
+                    "{} has no lathe kernel",
+                    t.name()
+                );
+            }
+        }
+        // Q8_K (an activation type, in no model file): neither runs it; refused by name.
+        let e = w.linear("q8k.weight", None).unwrap_err().to_string();
+        assert!(e.contains("q8k.weight") && e.contains("Q8_K"), "{e}");
 
         // IQ2_XXS: refused, naming the tensor and the type.
         let e = w.linear("iq2.weight", None).unwrap_err().to_string();

@@ -222,7 +222,7 @@ async fn collect(
 
 /// Prompt tokens count once per prompt (choice j = 0), completion tokens per choice.
 fn count_usage(usage: &mut Usage, i: usize, n: usize, f: &lathe_engine::Finished) {
-    if i % n == 0 {
+    if i.is_multiple_of(n) {
         usage.add(&Usage::new(f.prompt_tokens, 0, f.cached_tokens));
     }
     usage.completion_tokens += f.completion_tokens;
