@@ -80,9 +80,16 @@ fn codex_exec_with_its_default_config_runs_a_tool_the_model_called() {
     );
     let context =
         format!("--- codex stdout\n{out}\n--- codex stderr\n{err}\n--- lathe serve\n{log}");
-    // Not asserted yet: exit 0. After running the command the 0.5B model's follow-up turn can
-    // run into the server's --default-max-tokens with more tool-call-shaped JSON, and Codex then
-    // fails the turn ("Incomplete response"). Everything up to that point is asserted below.
+    // Not asserted yet: exit 0. After the command's output the 0.5B model does not answer in
+    // prose: it calls a tool again (bare JSON, now parsed as a call that Codex runs) with
+    // arguments padded from the schema until the server's --default-max-tokens, and Codex fails
+    // that turn ("Incomplete response"). Everything up to that point is asserted below.
+    // A long first prefill must not trip Codex's 300 s idle timeout (the server repeats
+    // `response.in_progress`): no reconnects.
+    assert!(
+        !out.contains("idle timeout waiting for SSE"),
+        "Codex timed out waiting for events and retried:\n{context}"
+    );
     eprintln!("e2e_codex: codex exec exited with {status}");
     let items = completed_items(&out);
     let commands: Vec<&serde_json::Value> = items
