@@ -1017,3 +1017,25 @@ fn dense_model_shapes_multithreaded_and_concat() {
     assert!(QuantMatrix::concat_rows(&[&a, &b]).is_none());
     assert!(QuantMatrix::from_gguf_blocks(QuantFormat::F16, 2, 32, &[0; 126]).is_err());
 }
+
+/// The embedding lookup: rows picked from the packed (or dense) weights are exactly those rows
+/// of the ggml reference, for every format, repeated and unordered ids included.
+#[test]
+fn dequantize_rows_is_the_reference_rows_for_every_format() {
+    for (i, &f) in QuantFormat::ALL.iter().enumerate() {
+        let (rows, cols) = (37, 2 * 256);
+        let data = random_matrix(f, rows, cols, 900 + i as u64);
+        let w = QuantMatrix::from_gguf_blocks(f, rows, cols, &data).unwrap();
+        let wref = dequantize_gguf(f, rows, cols, &data).unwrap();
+        let ids = [36u32, 0, 17, 17, 5, 16, 31];
+        let mut out = vec![f32::NAN; ids.len() * cols];
+        w.dequantize_rows(&ids, &mut out);
+        for (k, &id) in ids.iter().enumerate() {
+            let want = &wref[id as usize * cols..][..cols];
+            assert!(
+                out[k * cols..][..cols] == *want,
+                "{f:?}: row {id} differs from the reference"
+            );
+        }
+    }
+}

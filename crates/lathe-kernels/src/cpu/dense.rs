@@ -124,6 +124,22 @@ impl Dense {
         }
     }
 
+    /// Row `row` as f32 into `out` (`cols` values, exact).
+    pub fn row(&self, row: usize, out: &mut [f32]) {
+        let at = row * self.cols..(row + 1) * self.cols;
+        match &self.data {
+            Data::F32(v) => out.copy_from_slice(&v[at]),
+            Data::F16(v) => out
+                .iter_mut()
+                .zip(&v[at])
+                .for_each(|(o, w)| *o = w.to_f32()),
+            Data::BF16(v) => out
+                .iter_mut()
+                .zip(&v[at])
+                .for_each(|(o, w)| *o = Elem::to_f32(*w)),
+        }
+    }
+
     /// `parts` stacked along rows; `None` unless they share the stored type and width.
     pub fn concat_rows(parts: &[&Dense]) -> Option<Dense> {
         let first = parts.first()?;

@@ -262,6 +262,28 @@ impl QuantMatrix {
         }
     }
 
+    /// Rows `ids` as f32, one after the other in `out` (`ids.len() * cols` values), exactly
+    /// as [`Self::dequantize`] has them: an embedding lookup on the packed weights. Panics on
+    /// an id out of range (callers check ids against the vocabulary).
+    pub fn dequantize_rows(&self, ids: &[u32], out: &mut [f32]) {
+        let cols = self.cols();
+        assert_eq!(out.len(), ids.len() * cols, "dequantize_rows: output size");
+        for (&id, out) in ids.iter().zip(out.chunks_exact_mut(cols)) {
+            let row = id as usize;
+            assert!(
+                row < self.rows(),
+                "row {row} of a {}-row matrix",
+                self.rows()
+            );
+            match &self.w {
+                Weights::Packed(p) => {
+                    with_kind!(self.format, K => pack::unpack_row::<K>(p, row, out))
+                }
+                Weights::Dense(d) => d.row(row, out),
+            }
+        }
+    }
+
     /// `out[m][rows] = x[m][cols] · Wᵀ` on [`Isa::best`], with [`num_threads`] threads.
     pub fn matmul(&self, x: &[f32], m: usize, out: &mut [f32]) {
         self.matmul_with(Isa::best(), x, m, out)

@@ -328,22 +328,27 @@ pub(crate) fn pack<K: Kind>(
 /// Dequantizes the packed matrix (identical to the ggml reference, bit for bit).
 pub(crate) fn unpack<K: Kind>(p: &Packed) -> Vec<f32> {
     let mut y = vec![0f32; p.rows * p.cols];
-    for row in 0..p.rows {
-        let (t, r) = (row / TILE, row % TILE);
-        let tile = p.tile(t);
-        for gi in 0..p.groups {
-            let grp = &tile[gi * K::GROUP_BYTES..(gi + 1) * K::GROUP_BYTES];
-            let d = scale_get::<K>(grp, 0, r);
-            let out = &mut y[row * p.cols + gi * K::G..][..K::G];
-            for (e, o) in out.iter_mut().enumerate() {
-                let u = q_get::<K>(grp, r, e);
-                *o = if K::ASYM {
-                    u as f32 * d + scale_get::<K>(grp, 1, r)
-                } else {
-                    (u as i32 + K::BIAS) as f32 * d
-                };
-            }
-        }
+    for (row, out) in y.chunks_exact_mut(p.cols).enumerate() {
+        unpack_row::<K>(p, row, out);
     }
     y
+}
+
+/// Dequantizes row `row` into `out` (`cols` values), as [`unpack`] does.
+pub(crate) fn unpack_row<K: Kind>(p: &Packed, row: usize, out: &mut [f32]) {
+    let (t, r) = (row / TILE, row % TILE);
+    let tile = p.tile(t);
+    for gi in 0..p.groups {
+        let grp = &tile[gi * K::GROUP_BYTES..(gi + 1) * K::GROUP_BYTES];
+        let d = scale_get::<K>(grp, 0, r);
+        let out = &mut out[gi * K::G..][..K::G];
+        for (e, o) in out.iter_mut().enumerate() {
+            let u = q_get::<K>(grp, r, e);
+            *o = if K::ASYM {
+                u as f32 * d + scale_get::<K>(grp, 1, r)
+            } else {
+                (u as i32 + K::BIAS) as f32 * d
+            };
+        }
+    }
 }

@@ -478,13 +478,15 @@ impl Llama {
                 )?,
             });
         }
-        let embed = Embedding::new(w.tensor("model.embed_tokens.weight")?);
+        let embed = w.embedding("model.embed_tokens.weight")?;
         let lm_head = if cfg.tie_word_embeddings || !w.contains("lm_head.weight") {
-            match w {
-                Weights::Gguf(_) => w.linear("model.embed_tokens", false)?,
-                Weights::Safetensors { .. } => {
-                    Linear::new(QMatMul::Tensor(embed.table().clone()), None)
-                }
+            // Tied: the LM head shares the embedding's weights (one packed copy on the CPU).
+            match &embed {
+                Embedding::Quantized(m) => Linear::from_shared(m.clone(), None),
+                Embedding::Table(t) => match w {
+                    Weights::Gguf(_) => w.linear("model.embed_tokens", false)?,
+                    Weights::Safetensors { .. } => Linear::new(QMatMul::Tensor(t.clone()), None),
+                },
             }
         } else {
             w.linear("lm_head", false)?

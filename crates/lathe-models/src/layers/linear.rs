@@ -33,8 +33,13 @@ impl Linear {
 
     /// Over a matrix packed for lathe's CPU kernels.
     pub fn from_quant_matrix(m: QuantMatrix, bias: Option<Tensor>) -> Self {
+        Self::from_shared(Arc::new(m), bias)
+    }
+
+    /// On a matrix shared with another layer (a tied LM head and its embedding).
+    pub fn from_shared(m: Arc<QuantMatrix>, bias: Option<Tensor>) -> Self {
         Self {
-            weight: Weight::Lathe(Arc::new(m)),
+            weight: Weight::Lathe(m),
             bias,
         }
     }

@@ -14,7 +14,7 @@ use lathe_kernels::cpu::{QuantFormat, QuantMatrix};
 use memmap2::Mmap;
 
 use super::gguf::{GgmlType, GgufFile};
-use crate::layers::Linear;
+use crate::layers::{Embedding, Linear};
 
 pub enum Weights {
     Gguf(GgufWeights),
@@ -120,6 +120,20 @@ impl GgufWeights {
         };
         self.release(bytes);
         t.to_device(&self.device)
+    }
+
+    /// Embedding table `name`: kept packed on lathe's kernels on the CPU (rows dequantized
+    /// per lookup), else dequantized to a dense table on the device.
+    pub fn embedding(&self, name: &str) -> Result<Embedding> {
+        let (ty, dims, bytes) = self.bytes(name)?;
+        let lathe = self.device.is_cpu() && !crate::layers::candle_forced();
+        if let (true, Some(fmt), &[rows, cols]) = (lathe, lathe_format(ty), dims) {
+            let m = QuantMatrix::from_gguf_blocks(fmt, rows, cols, bytes)
+                .map_err(|e| candle_core::Error::Msg(format!("tensor `{name}`: {e}")))?;
+            self.release(bytes);
+            return Ok(Embedding::Quantized(Arc::new(m)));
+        }
+        Ok(Embedding::new(self.dense(name)?))
     }
 
     /// Weight matrix `name` as a linear layer: lathe's kernels on the CPU where they cover the
@@ -255,6 +269,14 @@ impl Weights {
                 let shape = vb.get_unchecked(hf_name)?.shape().clone();
                 vb.get(shape, hf_name)
             }
+        }
+    }
+
+    /// The token embedding `hf_name` (packed on lathe's kernels where they run it).
+    pub fn embedding(&self, hf_name: &str) -> Result<Embedding> {
+        match self {
+            Weights::Gguf(g) => g.embedding(&gguf_name(hf_name)),
+            Weights::Safetensors { .. } => Ok(Embedding::new(self.tensor(hf_name)?)),
         }
     }
 
