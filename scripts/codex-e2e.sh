@@ -6,7 +6,8 @@
 #   scripts/codex-e2e.sh ["prompt"]        # needs: npm, unshare (root or user namespaces), ip
 #
 # Environment: LATHE_BIN (default target/debug/lathe, built if missing), CODEX_E2E_DIR (work
-# folder, default target/codex-e2e). Writes there: codex.out / codex.err (Codex's stdout and
+# folder, default target/codex-e2e), CODEX_E2E_MODEL, CODEX_E2E_MAX_TOKENS (the server's
+# --default-max-tokens, 256). Writes there: codex.out / codex.err (Codex's stdout and
 # stderr), last-message.txt (the reply Codex printed last), serve.log. Exit status: Codex's;
 # 77 when this machine cannot run the test (says why on stderr).
 set -euo pipefail
@@ -18,6 +19,7 @@ LATHE=${LATHE_BIN:-$ROOT/target/debug/lathe}
 PORT=${CODEX_E2E_PORT:-18431}
 PROMPT=${1:-"Run the shell command ls in the current directory and tell me which files are there."}
 MODEL=${CODEX_E2E_MODEL:-qwen2.5-coder-0.5b-instruct}
+MAX_TOKENS=${CODEX_E2E_MAX_TOKENS:-256}
 CODEX="$OUT/npm/node_modules/.bin/codex"
 
 skip() {
@@ -39,7 +41,7 @@ inside() {
     # In the namespace: loopback up, server, Codex, server down.
     ip link set lo up
     "$LATHE" serve --model "$MODEL" --host 127.0.0.1 --port "$PORT" \
-        --kv-cache-gib 1 --default-temperature 0 --default-max-tokens 256 \
+        --kv-cache-gib 1 --default-temperature 0 --default-max-tokens "$MAX_TOKENS" \
         >"$OUT/serve.log" 2>&1 &
     SERVER_PID=$!
     trap 'kill $SERVER_PID 2>/dev/null; wait $SERVER_PID 2>/dev/null || true' EXIT
@@ -100,7 +102,7 @@ base_url = "http://127.0.0.1:$PORT/v1"
 wire_api = "responses"
 EOF
 
-export LATHE CODEX OUT PORT MODEL
+export LATHE CODEX OUT PORT MODEL MAX_TOKENS
 status=0
 unshare -n bash "${BASH_SOURCE[0]}" --inside "$PROMPT" || status=$?
 echo "---- codex exec (exit $status) ----" >&2

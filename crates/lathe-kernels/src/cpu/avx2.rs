@@ -5,7 +5,7 @@
 
 use super::act::ActQ;
 use super::formats::IQ4_U;
-use super::pack::{Kind, Packed, TILE};
+use super::pack::{q_off, s_off, sub_scale_off, Kind, Packed, TILE};
 use super::scalar::{act_sd, act_sum};
 use std::arch::x86_64::*;
 
@@ -26,13 +26,37 @@ unsafe fn dp<K: Kind>(acc: __m256i, w: __m256i, x: __m256i) -> __m256i {
     }
 }
 
+/// Group `g`'s scales `which` (0: `d`, 1: `c`) for rows `8h..8h+8` of the tile.
 #[inline(always)]
-unsafe fn scales<K: Kind>(p: *const u8) -> __m256 {
-    if K::F32 {
-        _mm256_loadu_ps(p as *const f32)
+unsafe fn scales<K: Kind>(tile: *const u8, g: usize, which: usize, h: usize) -> __m256 {
+    let s = tile.add(s_off::<K>(g));
+    if K::SUB == 1 {
+        _mm256_cvtph_ps(_mm_loadu_si128(
+            s.add(which * TILE * 2 + 16 * h) as *const __m128i
+        ))
     } else {
-        _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i))
+        let ds = _mm256_loadu_ps(s.add(which * TILE * 4 + 32 * h) as *const f32);
+        let at = s.add(sub_scale_off::<K>(which, g % K::SUB) + 8 * h);
+        let ks = _mm_loadl_epi64(at as *const __m128i);
+        _mm256_mul_ps(ds, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(ks)))
     }
+}
+
+/// The high bits of step `k` in (half of) a group's bit plane `h`, moved to bit 4 of every
+/// byte (a 16-bit shift: the bits it moves across bytes are masked off).
+#[inline(always)]
+unsafe fn high<K: Kind>(h: __m256i, k: usize) -> __m256i {
+    let v = match K::HBITS as usize * k {
+        0 => _mm256_slli_epi16::<4>(h),
+        1 => _mm256_slli_epi16::<3>(h),
+        2 => _mm256_slli_epi16::<2>(h),
+        3 => _mm256_slli_epi16::<1>(h),
+        4 => h,
+        5 => _mm256_srli_epi16::<1>(h),
+        6 => _mm256_srli_epi16::<2>(h),
+        _ => _mm256_srli_epi16::<3>(h),
+    };
+    _mm256_and_si256(v, _mm256_set1_epi8((((1 << K::HBITS) - 1) << 4) as i8))
 }
 
 #[inline(always)]
@@ -59,7 +83,7 @@ unsafe fn kernel<K: Kind, const C: usize>(
     let lut = _mm256_broadcastsi128_si256(_mm_loadu_si128(IQ4_U.as_ptr() as *const __m128i));
     let mut f = [_mm256_setzero_ps(); C];
     for g in 0..groups {
-        let grp = tile.add(g * K::GROUP_BYTES);
+        let grp = tile.add(q_off::<K>(g));
         let xq: [*const i8; C] =
             std::array::from_fn(|c| a.q.as_ptr().add((c0 + c) * a.cols + g * K::G));
         let mut acc = [_mm256_setzero_si256(); C];
@@ -69,10 +93,19 @@ unsafe fn kernel<K: Kind, const C: usize>(
             }
         }
         if K::NIBBLE {
+            let hp = if K::HBITS > 0 {
+                _mm256_loadu_si256(grp.add(K::NIB_BYTES + 32 * h) as *const _)
+            } else {
+                _mm256_setzero_si256()
+            };
             for j in 0..K::G / 8 {
                 let p = _mm256_loadu_si256(grp.add(64 * j + 32 * h) as *const _);
                 let mut lo = _mm256_and_si256(p, m4);
                 let mut hi = _mm256_and_si256(_mm256_srli_epi16(p, 4), m4);
+                if K::HBITS > 0 {
+                    lo = _mm256_or_si256(lo, high::<K>(hp, j));
+                    hi = _mm256_or_si256(hi, high::<K>(hp, j + K::G / 8));
+                }
                 if K::LUT {
                     lo = _mm256_shuffle_epi8(lut, lo);
                     hi = _mm256_shuffle_epi8(lut, hi);
@@ -90,10 +123,9 @@ unsafe fn kernel<K: Kind, const C: usize>(
                 }
             }
         }
-        let ss = if K::F32 { 4 } else { 2 };
-        let dw = scales::<K>(grp.add(K::QBYTES + 8 * h * ss));
+        let dw = scales::<K>(tile, g, 0, h);
         let cw = if K::ASYM {
-            scales::<K>(grp.add(K::QBYTES + K::SBYTES + 8 * h * ss))
+            scales::<K>(tile, g, 1, h)
         } else {
             dw
         };

@@ -16,7 +16,7 @@
 
 use super::act::ActQ;
 use super::formats::IQ4_U;
-use super::pack::{Kind, Packed, TILE};
+use super::pack::{q_off, s_off, sub_scale_off, Kind, Packed, TILE};
 use super::scalar::{act_sd, act_sum};
 use std::arch::x86_64::*;
 
@@ -44,13 +44,34 @@ unsafe fn dp<K: Kind, const VNNI: bool>(acc: __m512i, w: __m512i, x: __m512i) ->
     }
 }
 
+/// Group `g`'s scales `which` (0: `d`, 1: `c`) for the tile's 16 rows.
 #[inline(always)]
-unsafe fn scales<K: Kind>(p: *const u8) -> __m512 {
-    if K::F32 {
-        _mm512_loadu_ps(p as *const f32)
+unsafe fn scales<K: Kind>(tile: *const u8, g: usize, which: usize) -> __m512 {
+    let s = tile.add(s_off::<K>(g));
+    if K::SUB == 1 {
+        _mm512_cvtph_ps(_mm256_loadu_si256(s.add(which * TILE * 2) as *const __m256i))
     } else {
-        _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i))
+        let ds = _mm512_loadu_ps(s.add(which * TILE * 4) as *const f32);
+        let ks = _mm_loadu_si128(s.add(sub_scale_off::<K>(which, g % K::SUB)) as *const __m128i);
+        _mm512_mul_ps(ds, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(ks)))
     }
+}
+
+/// The high bits of step `k` in a group's bit plane `h`, moved to bit 4 of every byte (a
+/// 16-bit shift: the bits it moves across bytes are masked off).
+#[inline(always)]
+unsafe fn high<K: Kind>(h: __m512i, k: usize) -> __m512i {
+    let v = match K::HBITS as usize * k {
+        0 => _mm512_slli_epi16::<4>(h),
+        1 => _mm512_slli_epi16::<3>(h),
+        2 => _mm512_slli_epi16::<2>(h),
+        3 => _mm512_slli_epi16::<1>(h),
+        4 => h,
+        5 => _mm512_srli_epi16::<1>(h),
+        6 => _mm512_srli_epi16::<2>(h),
+        _ => _mm512_srli_epi16::<3>(h),
+    };
+    _mm512_and_si512(v, _mm512_set1_epi8((((1 << K::HBITS) - 1) << 4) as i8))
 }
 
 #[inline(always)]
@@ -75,11 +96,12 @@ unsafe fn kernel<K: Kind, const VNNI: bool, const C: usize>(
     let lut = _mm512_broadcast_i32x4(_mm_loadu_si128(IQ4_U.as_ptr() as *const __m128i));
     let mut f = [_mm512_setzero_ps(); C];
     for g in 0..groups {
-        let grp = tile.add(g * K::GROUP_BYTES);
+        let grp = tile.add(q_off::<K>(g));
         if C == 1 {
-            // Decode streams the weights from DRAM once: ask for them PF_AHEAD bytes early.
-            // (Prefetching past the end of the tile is harmless: prefetches never fault.)
-            for l in (0..K::GROUP_BYTES).step_by(64) {
+            // Decode streams the weights from DRAM once: ask for them PF_AHEAD bytes early,
+            // a group's share of the stream per group. (Prefetching past the end of the tile
+            // is harmless: prefetches never fault.)
+            for l in (0..K::BLOCK_BYTES / K::SUB).step_by(64) {
                 _mm_prefetch::<_MM_HINT_T0>(grp.add(PF_AHEAD + l) as *const i8);
             }
         }
@@ -92,10 +114,19 @@ unsafe fn kernel<K: Kind, const VNNI: bool, const C: usize>(
             }
         }
         if K::NIBBLE {
+            let hp = if K::HBITS > 0 {
+                _mm512_loadu_si512(grp.add(K::NIB_BYTES) as *const _)
+            } else {
+                _mm512_setzero_si512()
+            };
             for j in 0..K::G / 8 {
                 let p = _mm512_loadu_si512(grp.add(64 * j) as *const _);
                 let mut lo = _mm512_and_si512(p, m4);
                 let mut hi = _mm512_and_si512(_mm512_srli_epi16(p, 4), m4);
+                if K::HBITS > 0 {
+                    lo = _mm512_or_si512(lo, high::<K>(hp, j));
+                    hi = _mm512_or_si512(hi, high::<K>(hp, j + K::G / 8));
+                }
                 if K::LUT {
                     lo = _mm512_shuffle_epi8(lut, lo);
                     hi = _mm512_shuffle_epi8(lut, hi);
@@ -113,12 +144,8 @@ unsafe fn kernel<K: Kind, const VNNI: bool, const C: usize>(
                 }
             }
         }
-        let dw = scales::<K>(grp.add(K::QBYTES));
-        let cw = if K::ASYM {
-            scales::<K>(grp.add(K::QBYTES + K::SBYTES))
-        } else {
-            dw
-        };
+        let dw = scales::<K>(tile, g, 0);
+        let cw = if K::ASYM { scales::<K>(tile, g, 1) } else { dw };
         for c in 0..C {
             let row = (c0 + c) * nb;
             let dx = _mm512_set1_ps(*a.d.get_unchecked(row + g * K::G / 32));

@@ -206,11 +206,18 @@ impl std::fmt::Display for QuantFormat {
 }
 
 /// One decoded group: `w[i] = d * u[i] + c` (only the first `group_elems` of `u` are used).
+/// K-quants also keep the factors of `d` and `c`: `d = ds * ks` and `c = cs * kc`, with the
+/// super-block's f32 scales `ds`, `cs` and the group's small integer scales `ks`, `kc` (so
+/// the packed layout stores one byte per group and row instead of an f32 product).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Group {
     pub u: [u8; 32],
     pub d: f32,
     pub c: f32,
+    pub ds: f32,
+    pub ks: i8,
+    pub cs: f32,
+    pub kc: i8,
 }
 
 fn h(b: &[u8], at: usize) -> f32 {
@@ -266,6 +273,10 @@ fn decode_block(format: QuantFormat, b: &[u8], out: &mut Vec<Group>) {
         u: [0; 32],
         d: 0.0,
         c: 0.0,
+        ds: 0.0,
+        ks: 0,
+        cs: 0.0,
+        kc: 0,
     };
     match format {
         QuantFormat::Q4_0 | QuantFormat::Q4_1 => {
@@ -283,7 +294,7 @@ fn decode_block(format: QuantFormat, b: &[u8], out: &mut Vec<Group>) {
             out.push(g);
         }
         QuantFormat::Q5_0 | QuantFormat::Q5_1 => {
-            // Five-bit values kept one per byte (the packed layout has no 5-bit form).
+            // Five-bit values (packed as a nibble plus one high bit).
             let asym = format == QuantFormat::Q5_1;
             let off = if asym { 4 } else { 2 };
             g.d = h(b, 0);
@@ -306,8 +317,10 @@ fn decode_block(format: QuantFormat, b: &[u8], out: &mut Vec<Group>) {
         QuantFormat::Q4K => {
             let (d, dmin) = (h(b, 0), h(b, 2));
             let (scales, qs) = (&b[4..16], &b[16..144]);
+            (g.ds, g.cs) = (d, -dmin);
             for j in 0..8 {
                 let (sc, m) = scale_min_k4(j, scales);
+                (g.ks, g.kc) = (sc as i8, m as i8);
                 g.d = d * sc as f32;
                 g.c = -(dmin * m as f32);
                 let q = &qs[32 * (j / 2)..32 * (j / 2) + 32];
@@ -330,7 +343,9 @@ fn decode_block(format: QuantFormat, b: &[u8], out: &mut Vec<Group>) {
                     y[l + 96] = (ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4);
                 }
             }
+            g.ds = d;
             for s in 0..16 {
+                g.ks = sc[s] as i8;
                 g.d = d * (sc[s] as i8) as f32;
                 g.c = -32.0 * g.d;
                 g.u[..16].copy_from_slice(&q[16 * s..16 * s + 16]);
@@ -341,7 +356,9 @@ fn decode_block(format: QuantFormat, b: &[u8], out: &mut Vec<Group>) {
             let (scales, qs) = (&b[0..16], &b[16..80]);
             let (d, dmin) = (h(b, 80), h(b, 82));
             // Sub-block s: 2-bit field j = (s % 8) / 2 of bytes 32 n + 16 (s % 2) + l, n = s / 8.
+            (g.ds, g.cs) = (d, -dmin);
             for (s, &sc) in scales.iter().enumerate() {
+                (g.ks, g.kc) = ((sc & 0xF) as i8, (sc >> 4) as i8);
                 g.d = d * (sc & 0xF) as f32;
                 g.c = -(dmin * (sc >> 4) as f32);
                 let (q, sh) = (&qs[32 * (s / 8) + 16 * (s % 2)..], 2 * ((s % 8) / 2));
@@ -356,7 +373,9 @@ fn decode_block(format: QuantFormat, b: &[u8], out: &mut Vec<Group>) {
             let d = h(b, 108);
             // As Q2_K, plus bit 4 n + j of hmask[16 (s % 2) + l] (set: +4; stored u = q + 4 h
             // with bias -4).
+            g.ds = d;
             for s in 0..16 {
+                g.ks = (q3k_scale(s, scales) - 32) as i8;
                 g.d = d * (q3k_scale(s, scales) - 32) as f32;
                 g.c = -4.0 * g.d;
                 let (n, j) = (s / 8, (s % 8) / 2);
@@ -370,8 +389,10 @@ fn decode_block(format: QuantFormat, b: &[u8], out: &mut Vec<Group>) {
         QuantFormat::Q5K => {
             let (d, dmin) = (h(b, 0), h(b, 2));
             let (scales, qh, qs) = (&b[4..16], &b[16..48], &b[48..176]);
+            (g.ds, g.cs) = (d, -dmin);
             for j in 0..8 {
                 let (sc, m) = scale_min_k4(j, scales);
+                (g.ks, g.kc) = (sc as i8, m as i8);
                 g.d = d * sc as f32;
                 g.c = -(dmin * m as f32);
                 let q = &qs[32 * (j / 2)..32 * (j / 2) + 32];
@@ -398,6 +419,8 @@ fn decode_block(format: QuantFormat, b: &[u8], out: &mut Vec<Group>) {
             for ib in 0..8 {
                 let ls = ((sl[ib / 2] >> (4 * (ib % 2))) & 0xF) as i32
                     | ((((sh >> (2 * ib)) & 3) as i32) << 4);
+                g.ds = d;
+                g.ks = (ls - 32) as i8;
                 g.d = d * (ls - 32) as f32;
                 g.c = -128.0 * g.d;
                 for (i, &q) in qs[16 * ib..16 * ib + 16].iter().enumerate() {

@@ -54,7 +54,7 @@ mod simd;
 
 pub use formats::{dequantize_gguf, QuantFormat, KVALUES_IQ4NL};
 pub use op::{QuantGroupMatMul, QuantMatMul};
-pub use pool::{num_threads, set_num_threads};
+pub use pool::{num_threads, pool_stalls, set_num_threads};
 
 use dense::Dense;
 use pack::{with_kind, Kind, Packed};

@@ -14,6 +14,13 @@
 //!
 //! One job runs at a time: a caller that finds the pool busy (another thread is inside a
 //! matmul) runs its job inline instead of queueing behind it.
+//!
+//! Oversubscription (a `cargo build` beside the server): a worker the OS descheduled while it
+//! held a chunk makes the caller wait a whole time slice (ms) at each of a decode step's ~200
+//! calls, so a step took 10x its fair share of the CPU (0.5B decode: 0.87 s/token with three
+//! compilers on 2 cores). When the caller waits for workers much longer than its own chunks
+//! took, it runs the next calls alone for [`SOLO`] before trying the pool again; on a quiet
+//! machine that never happens.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
@@ -24,6 +31,17 @@ static POOL: Mutex<Option<Pool>> = Mutex::new(None);
 
 /// How long an idle worker spins before parking.
 const SPIN: Duration = Duration::from_micros(200);
+
+/// After a stall (see the module doc) calls run on the caller alone for this long.
+const SOLO: Duration = Duration::from_millis(50);
+
+/// Stalls seen so far (waits for preempted workers; see the module doc).
+static STALLS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many times the pool found the machine oversubscribed and ran alone for a while.
+pub fn pool_stalls() -> usize {
+    STALLS.load(Relaxed)
+}
 
 /// Sets the number of threads (caller included) the kernels use; 0 restores the default.
 pub fn set_num_threads(n: usize) {
@@ -79,6 +97,8 @@ struct Pool {
     shared: Arc<Shared>,
     handles: Vec<std::thread::JoinHandle<()>>,
     epoch: usize,
+    /// Run calls inline until then (after a stall).
+    solo_until: Option<Instant>,
 }
 
 /// Runs `f(start, end)` over `0..n` in chunks of `chunk`, on the calling thread plus the pool.
@@ -95,18 +115,24 @@ pub(crate) fn parallel_for(n: usize, chunk: usize, f: Job) {
         *guard = None; // join the old workers before starting new ones
         *guard = Some(Pool::new(threads - 1));
     }
-    guard.as_mut().unwrap().run(n, chunk, f);
+    let pool = guard.as_mut().unwrap();
+    if pool.solo_until.is_some_and(|t| Instant::now() < t) {
+        return f(0, n);
+    }
+    pool.run(n, chunk, f);
 }
 
 /// Claims chunks until none is left: the caller from the front, workers from the back, so
 /// that across calls each thread keeps working on (mostly) the same rows, whose weights are
 /// then already in its own L2, while a late worker still just takes fewer chunks.
-fn run_chunks(l: &Line, n: usize, chunk: usize, f: Job, front: bool) {
+/// Returns how many chunks it ran.
+fn run_chunks(l: &Line, n: usize, chunk: usize, f: Job, front: bool) -> usize {
     let mut cur = l.next.load(Acquire);
+    let mut ran = 0;
     loop {
         let (lo, hi) = (cur >> 32, cur & 0xffff_ffff);
         if lo >= hi {
-            return;
+            return ran;
         }
         let (c, new) = if front {
             (lo, (lo + 1) << 32 | hi)
@@ -116,6 +142,7 @@ fn run_chunks(l: &Line, n: usize, chunk: usize, f: Job, front: bool) {
         match l.next.compare_exchange_weak(cur, new, AcqRel, Acquire) {
             Ok(_) => {
                 f(c * chunk, ((c + 1) * chunk).min(n));
+                ran += 1;
                 cur = l.next.load(Acquire);
             }
             Err(now) => cur = now,
@@ -154,6 +181,7 @@ impl Pool {
             shared,
             handles,
             epoch: 0,
+            solo_until: None,
         }
     }
 
@@ -176,10 +204,12 @@ impl Pool {
             let _g = s.lock.lock().unwrap();
             s.wake.notify_all();
         }
+        let start = Instant::now();
         let own = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             run_chunks(l, n, chunk, f, true)
         }));
         let joined = l.state.fetch_or(CLOSED, AcqRel) & JOINED;
+        let waiting = Instant::now();
         let mut spins = 0u32;
         while l.finished.load(Acquire) != joined {
             spins += 1;
@@ -188,6 +218,13 @@ impl Pool {
             } else {
                 std::thread::yield_now();
             }
+        }
+        // A worker still busy long after a chunk's time was preempted, not slow.
+        let ran = *own.as_ref().unwrap_or(&0) as u32;
+        let per_chunk = (waiting - start) / ran.max(1);
+        if ran > 0 && waiting.elapsed() > 4 * per_chunk + Duration::from_micros(500) {
+            STALLS.fetch_add(1, Relaxed);
+            self.solo_until = Some(Instant::now() + SOLO);
         }
         if let Err(e) = own {
             std::panic::resume_unwind(e);

@@ -51,7 +51,6 @@ pub(crate) unsafe fn tiles<K: Kind>(
             for r in 0..nvalid {
                 let mut f = 0f32;
                 for g in 0..p.groups {
-                    let grp = &tile[g * K::GROUP_BYTES..(g + 1) * K::GROUP_BYTES];
                     let xq = &a.q[c * a.cols + g * K::G..][..K::G];
                     let mut isum = if K::ASYM {
                         0
@@ -59,12 +58,12 @@ pub(crate) unsafe fn tiles<K: Kind>(
                         K::BIAS * act_sum::<K>(a, c, g)
                     };
                     for (e, &x) in xq.iter().enumerate() {
-                        isum += q_get::<K>(grp, r, e) as i32 * x as i32;
+                        isum += q_get::<K>(tile, g, r, e) as i32 * x as i32;
                     }
                     let dx = a.d[c * nb + g * K::G / 32];
-                    f += isum as f32 * (scale_get::<K>(grp, 0, r) * dx);
+                    f += isum as f32 * (scale_get::<K>(tile, g, 0, r) * dx);
                     if K::ASYM {
-                        f += scale_get::<K>(grp, 1, r) * act_sd::<K>(a, c, g);
+                        f += scale_get::<K>(tile, g, 1, r) * act_sd::<K>(a, c, g);
                     }
                 }
                 *out.add(c * ldo + t * TILE + r) = f;
