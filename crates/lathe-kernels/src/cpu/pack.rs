@@ -339,7 +339,7 @@ fn scales_put<K: Kind>(tile: &mut [u8], g: usize, r: usize, grp: &Group) {
     for which in 0..K::NSCALES {
         let p = which * TILE * 4 + 4 * r;
         // Every group of a block comes from one GGUF super-block: one super-scale per row.
-        debug_assert!(g % K::SUB == 0 || s[p..p + 4] == sup[which].to_le_bytes());
+        debug_assert!(g.is_multiple_of(K::SUB) || s[p..p + 4] == sup[which].to_le_bytes());
         s[p..p + 4].copy_from_slice(&sup[which].to_le_bytes());
         s[sub_scale_off::<K>(which, g % K::SUB) + r] = sub[which] as u8;
     }
