@@ -10,6 +10,9 @@
 #                   pip download --no-deps --no-binary llama-cpp-python llama-cpp-python==0.3.36
 #                   tar xzf llama_cpp_python-0.3.36.tar.gz && cd llama_cpp_python-0.3.36/vendor/llama.cpp
 #                   cmake -B build -DGGML_NATIVE=ON -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF
+#                   (on a VM whose CPU flags list AMX but whose kernel does not grant it, llama-bench
+#                   dies with SIGILL in tinygemm_kernel_amx: add
+#                   -DCMAKE_C_FLAGS=-mno-amx-tile\ -mno-amx-int8\ -mno-amx-bf16 and the same CXX flags)
 #                   cmake --build build --target llama-bench -j
 #   THREADS       threads for both (default 2), ROUNDS alternations (default 2),
 #   LATHE         lathe binary (default target/release/lathe, built if missing),
