@@ -40,6 +40,17 @@ pub struct ServeArgs {
     /// window).
     #[arg(long)]
     pub default_max_tokens: Option<usize>,
+    /// With `tool_choice: auto`, constrain tool calls (once the model opens one) to the offered
+    /// tools and their argument schemas; `off` leaves auto mode unconstrained.
+    #[arg(long, value_enum, default_value_t = Switch::On)]
+    pub tool_call_grammar: Switch,
+}
+
+/// `on` / `off`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Switch {
+    On,
+    Off,
 }
 
 pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
@@ -54,6 +65,7 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         max_body_bytes: a.max_body_bytes,
         default_temperature: a.default_temperature,
         default_max_tokens: a.default_max_tokens.filter(|&n| n > 0),
+        tool_call_grammar: a.tool_call_grammar == Switch::On,
         ..ServerOptions::default()
     };
     let addr: SocketAddr = tokio::net::lookup_host((a.host.as_str(), a.port))

@@ -1,5 +1,6 @@
-//! Constrained decoding with llguidance: `response_format` (json_object, json_schema) and forced
-//! tool calls (`tool_choice` required or named) compile to a Lark grammar; each generation gets
+//! Constrained decoding with llguidance: `response_format` (json_object, json_schema), forced
+//! tool calls (`tool_choice` required or named) and the lazy tool-call grammar of
+//! `tool_choice: auto` (`tool_parsers/lazy.rs`) compile to a Lark grammar; each generation gets
 //! an `LlgConstraint` implementing the engine's `TokenConstraint`, which masks the logits at
 //! every step so that the output always matches.
 //!
@@ -12,6 +13,8 @@
 //! - Every stop token of the engine counts as EOS for the grammar: once the grammar may end,
 //!   the model may end its turn.
 //! - Schemas are compiled when the request is validated, so an invalid one is a 400.
+//! - A mask that allows the whole vocabulary (free text under the lazy tool grammar) is
+//!   `None` for the engine: no mask to build or apply.
 
 use std::sync::Arc;
 
@@ -21,7 +24,9 @@ use lathe_engine::tokenizer::TextTokenizer;
 use llguidance::api::TopLevelGrammar;
 use llguidance::{Matcher, ParserFactory};
 use serde_json::Value;
-use toktrie::{TokEnv, TokRxInfo, TokTrie, TokenId, TokenizerEnv};
+use toktrie::{SimpleVob, TokEnv, TokRxInfo, TokTrie, TokenId, TokenizerEnv};
+
+use crate::tool_parsers::GrammarVocab;
 
 /// Compiles grammars for one tokenizer (built once per server, shared).
 pub struct GrammarCompiler {
@@ -76,6 +81,26 @@ impl GrammarCompiler {
             None => lark_string(text),
         }
     }
+
+    fn trie(&self) -> &TokTrie {
+        self.factory.tok_env().tok_trie()
+    }
+}
+
+impl GrammarVocab for GrammarCompiler {
+    fn literal(&self, text: &str) -> String {
+        GrammarCompiler::literal(self, text)
+    }
+
+    fn single_token(&self, text: &str) -> Option<u32> {
+        let trie = self.trie();
+        trie.get_special_token(text)
+            .or_else(|| trie.token_id(text.as_bytes()))
+    }
+
+    fn end_tokens(&self) -> &[u32] {
+        self.trie().eos_tokens()
+    }
 }
 
 impl CompiledGrammar {
@@ -86,9 +111,12 @@ impl CompiledGrammar {
         if let Some(err) = matcher.get_error() {
             return Err(anyhow!(err));
         }
-        let trie = self.compiler.factory.tok_env().tok_trie();
+        let trie = self.compiler.trie();
+        // llguidance never allows the token that is the lone special-token marker byte.
+        let marker = trie.greedy_tokenize(&[TokTrie::SPECIAL_TOKEN_MARKER]).len() == 1;
         Ok(LlgConstraint {
             matcher,
+            everything: trie.vocab_size() - usize::from(marker),
             eos: trie.eos_tokens().to_vec(),
             masks: 0,
             mask_time: Default::default(),
@@ -99,6 +127,8 @@ impl CompiledGrammar {
 /// The engine-side constraint of one generation.
 pub struct LlgConstraint {
     matcher: Matcher,
+    /// Allowed tokens in a mask that allows everything llguidance can allow.
+    everything: usize,
     eos: Vec<TokenId>,
     masks: usize,
     mask_time: std::time::Duration,
@@ -117,25 +147,35 @@ impl Drop for LlgConstraint {
 impl TokenConstraint for LlgConstraint {
     fn mask(&mut self, vocab_size: usize) -> Option<Vec<bool>> {
         let start = std::time::Instant::now();
-        let mut out = vec![false; vocab_size];
-        match self.matcher.compute_mask_or_eos() {
-            Ok(vob) => vob.iter_set_entries(|i| {
-                if i < vocab_size {
-                    out[i] = true;
-                }
-            }),
-            Err(e) => tracing::warn!(error = %e, "grammar mask failed; ending the generation"),
-        }
-        if !out.iter().any(|&b| b) {
-            for &e in &self.eos {
-                if (e as usize) < vocab_size {
-                    out[e as usize] = true;
+        let out = match self.matcher.compute_mask_or_eos() {
+            Ok(vob) if vob.num_set() >= self.everything => {
+                // Free text: every token of the tokenizer. Rows past it (padding of the
+                // embedding) stay masked when the model has any.
+                (vocab_size > vob.len()).then(|| {
+                    let mut out = vec![true; vob.len().min(vocab_size)];
+                    out.resize(vocab_size, false);
+                    out
+                })
+            }
+            Ok(vob) => Some(expand(&vob, vocab_size)),
+            Err(e) => {
+                tracing::warn!(error = %e, "grammar mask failed; ending the generation");
+                Some(vec![false; vocab_size])
+            }
+        };
+        let out = out.map(|mut out| {
+            if !out.iter().any(|&b| b) {
+                for &e in &self.eos {
+                    if (e as usize) < vocab_size {
+                        out[e as usize] = true;
+                    }
                 }
             }
-        }
+            out
+        });
         self.masks += 1;
         self.mask_time += start.elapsed();
-        Some(out)
+        out
     }
 
     fn accept(&mut self, token: u32) -> bool {
@@ -148,6 +188,21 @@ impl TokenConstraint for LlgConstraint {
     fn is_finished(&self) -> bool {
         self.matcher.is_stopped()
     }
+}
+
+/// The first `vocab_size` bits of `vob` as bools, a 32-bit word at a time.
+fn expand(vob: &SimpleVob, vocab_size: usize) -> Vec<bool> {
+    let mut out = vec![false; vocab_size];
+    for (chunk, &word) in out.chunks_mut(32).zip(vob.as_slice()) {
+        if word == u32::MAX {
+            chunk.fill(true);
+        } else if word != 0 {
+            for (i, b) in chunk.iter_mut().enumerate() {
+                *b = word >> i & 1 == 1;
+            }
+        }
+    }
+    out
 }
 
 /// `start: %json {schema}` with our compact JSON options merged into the schema.

@@ -35,6 +35,9 @@ pub struct ServerOptions {
     pub default_temperature: Option<f32>,
     /// Output limit of requests that set none (the rest of the context window when `None`).
     pub default_max_tokens: Option<usize>,
+    /// With `tool_choice: auto`, constrain tool calls to the offered tools and their schemas
+    /// (the format's lazy grammar); free text stays free.
+    pub tool_call_grammar: bool,
 }
 
 impl Default for ServerOptions {
@@ -48,6 +51,7 @@ impl Default for ServerOptions {
             max_n: 16,
             default_temperature: None,
             default_max_tokens: None,
+            tool_call_grammar: true,
         }
     }
 }

@@ -10,7 +10,11 @@
 use serde_json::Value;
 
 use super::json_call::{CallScanner, ScanStatus};
-use super::{partial_suffix, ContentGate, ParseEvent, ToolFormat, ToolParser};
+use super::lazy::lazy_grammar;
+use super::{
+    call_rules, partial_suffix, ContentGate, GrammarVocab, ParseEvent, ToolFormat, ToolParser,
+};
+use crate::constrained::lark_string;
 use crate::protocol::FunctionDef;
 
 const OPEN: &str = "<tool_call>";
@@ -47,6 +51,20 @@ fn partial_bare_call(buf: &str) -> usize {
 
 pub struct Hermes;
 
+/// One call, or calls one per line.
+fn calls(parallel: bool) -> &'static str {
+    if parallel {
+        "call (\"\\n\" call)*"
+    } else {
+        "call"
+    }
+}
+
+/// The end of a call: a newline and the closing tag.
+fn close(literal: &dyn Fn(&str) -> String) -> String {
+    format!("{} {}", lark_string("\n"), literal(CLOSE))
+}
+
 impl ToolFormat for Hermes {
     fn name(&self) -> &'static str {
         "hermes"
@@ -66,25 +84,25 @@ impl ToolFormat for Hermes {
         parallel: bool,
         literal: &dyn Fn(&str) -> String,
     ) -> String {
-        let open = format!(
-            "{} {}",
-            literal(OPEN),
-            super::super::constrained::lark_string("\n")
-        );
-        let close = format!(
-            "{} {}",
-            super::super::constrained::lark_string("\n"),
-            literal(CLOSE)
-        );
-        let start = if parallel {
-            "start: call (\"\\n\" call)*\n"
-        } else {
-            "start: call\n"
-        };
+        let open = format!("{} {}", literal(OPEN), lark_string("\n"));
         format!(
-            "{start}{}",
-            super::call_rules(tools, "arguments", &open, &close)
+            "start: {}\n{}",
+            calls(parallel),
+            call_rules(tools, "arguments", &open, &close(literal))
         )
+    }
+
+    /// Needs `<tool_call>` to be one token (Qwen2.5: id 151657).
+    fn auto_grammar(
+        &self,
+        tools: &[FunctionDef],
+        parallel: bool,
+        vocab: &dyn GrammarVocab,
+    ) -> Option<String> {
+        let id = vocab.single_token(OPEN)?;
+        let open = format!("<[{id}]> {}", lark_string("\n"));
+        let rules = call_rules(tools, "arguments", &open, &close(&|s| vocab.literal(s)));
+        Some(lazy_grammar(id, vocab, calls(parallel), &rules))
     }
 
     fn render_calls(&self, calls: &[(String, Value)]) -> String {

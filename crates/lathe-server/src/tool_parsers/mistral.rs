@@ -5,7 +5,8 @@
 use serde_json::Value;
 
 use super::json_call::{CallScanner, ScanStatus};
-use super::{partial_suffix, ContentGate, ParseEvent, ToolFormat, ToolParser};
+use super::lazy::lazy_grammar;
+use super::{partial_suffix, ContentGate, GrammarVocab, ParseEvent, ToolFormat, ToolParser};
 use crate::protocol::FunctionDef;
 
 const MARKER: &str = "[TOOL_CALLS]";
@@ -13,6 +14,15 @@ const ARGS: &str = "[ARGS]";
 const ARG_KEYS: &[&str] = &["arguments", "parameters"];
 
 pub struct Mistral;
+
+/// `[call]`, or `[call, call, …]`.
+fn array(parallel: bool) -> &'static str {
+    if parallel {
+        "\"[\" call (\", \" call)* \"]\""
+    } else {
+        "\"[\" call \"]\""
+    }
+}
 
 impl ToolFormat for Mistral {
     fn name(&self) -> &'static str {
@@ -33,12 +43,30 @@ impl ToolFormat for Mistral {
         parallel: bool,
         literal: &dyn Fn(&str) -> String,
     ) -> String {
-        let more = if parallel { " (\", \" call)*" } else { "" };
         format!(
-            "start: {} \"[\" call{more} \"]\"\n{}",
+            "start: {} {}\n{}",
             literal(MARKER),
+            array(parallel),
             super::call_rules(tools, "arguments", "", "")
         )
+    }
+
+    /// The array form needs `[TOOL_CALLS]` to be one token; a vocabulary with `[ARGS]` as a
+    /// token (tokenizer v11+) writes `name[ARGS]{...}` instead, which this grammar does not
+    /// spell: no lazy grammar there.
+    fn auto_grammar(
+        &self,
+        tools: &[FunctionDef],
+        parallel: bool,
+        vocab: &dyn GrammarVocab,
+    ) -> Option<String> {
+        if vocab.single_token(ARGS).is_some() {
+            return None;
+        }
+        let id = vocab.single_token(MARKER)?;
+        let tail = format!("<[{id}]> {}", array(parallel));
+        let rules = super::call_rules(tools, "arguments", "", "");
+        Some(lazy_grammar(id, vocab, &tail, &rules))
     }
 
     fn render_calls(&self, calls: &[(String, Value)]) -> String {

@@ -1,6 +1,7 @@
 //! Tool calls, per model family (registry field `tool_format`): one file per format, each with
 //! its streaming parser (generated text in, content and tool-call events out), the grammar that
-//! forces a call (`tool_choice` required or named), and the text conventions used when a chat
+//! forces a call (`tool_choice` required or named), the lazy grammar of `tool_choice: auto`
+//! (`lazy.rs`: free text, then only valid calls), and the text conventions used when a chat
 //! template does not handle tools itself.
 //!
 //! The same parser serves streaming and non-streaming responses (`assemble` folds its events),
@@ -8,10 +9,12 @@
 
 mod hermes;
 mod json_call;
+mod lazy;
 mod llama3_json;
 mod mistral;
 
 pub use json_call::{CallScanner, ScanStatus};
+pub use lazy::GrammarVocab;
 
 use serde_json::Value;
 
@@ -59,6 +62,17 @@ pub trait ToolFormat: Send + Sync {
         parallel: bool,
         literal: &dyn Fn(&str) -> String,
     ) -> String;
+    /// Lark grammar for `tool_choice: auto`: free text, then optionally calls to `tools` (one
+    /// unless `parallel`), then only the end of the turn. `None` when the format's call cannot
+    /// be recognized at its first token (no single-token marker): no constraint then.
+    fn auto_grammar(
+        &self,
+        _tools: &[FunctionDef],
+        _parallel: bool,
+        _vocab: &dyn GrammarVocab,
+    ) -> Option<String> {
+        None
+    }
     /// Calls of an assistant message of the history as the model writes them.
     fn render_calls(&self, calls: &[(String, Value)]) -> String;
     /// Tool instructions for a chat template that ignores `tools`.

@@ -269,3 +269,99 @@ fn rendered_calls_parse_back() {
         assert_eq!(parsed, calls, "{name}: {text}");
     }
 }
+
+/// A vocabulary for grammar text: Qwen2.5's ids for the hermes tags (not special, so quoted
+/// as literals), `[TOOL_CALLS]` as a special token, `[ARGS]` only when `v11`.
+struct FakeVocab {
+    hermes_tags: bool,
+    v11: bool,
+}
+
+impl super::GrammarVocab for FakeVocab {
+    fn literal(&self, text: &str) -> String {
+        match text {
+            "[TOOL_CALLS]" => "<[5]>".into(),
+            _ => crate::constrained::lark_string(text),
+        }
+    }
+
+    fn single_token(&self, text: &str) -> Option<u32> {
+        match text {
+            "<tool_call>" if self.hermes_tags => Some(151657),
+            "</tool_call>" if self.hermes_tags => Some(151658),
+            "[TOOL_CALLS]" => Some(5),
+            "[ARGS]" if self.v11 => Some(32),
+            _ => None,
+        }
+    }
+
+    fn end_tokens(&self) -> &[u32] {
+        &[151645, 151643]
+    }
+}
+
+fn one_tool() -> Vec<crate::protocol::FunctionDef> {
+    serde_json::from_value(serde_json::json!([{"name": "f", "parameters": {"type": "object"}}]))
+        .unwrap()
+}
+
+const QWEN: FakeVocab = FakeVocab {
+    hermes_tags: true,
+    v11: false,
+};
+
+#[test]
+fn hermes_auto_grammar_is_free_text_then_calls_then_the_end() {
+    let f = format("hermes").unwrap();
+    let g = f.auto_grammar(&one_tool(), true, &QWEN).unwrap();
+    let args = crate::constrained::json_rule(&serde_json::json!({"type": "object"})).unwrap();
+    let want = format!(
+        "start: free tail?\n\
+         free: <[^151657,151645,151643]>*\n\
+         tail: call (\"\\n\" call)*\n\
+         call: call_0\n\
+         call_0: <[151657]> \"\\n\" \"{{\\\"name\\\": \\\"f\\\", \\\"arguments\\\": \" args_0 \"}}\" \"\\n\" \"</tool_call>\"\n\
+         args_0: {args}\n"
+    );
+    assert_eq!(g, want);
+    let one = f.auto_grammar(&one_tool(), false, &QWEN).unwrap();
+    assert!(one.contains("\ntail: call\n"), "{one}");
+}
+
+#[test]
+fn auto_grammar_needs_a_single_token_marker() {
+    let no_tags = FakeVocab {
+        hermes_tags: false,
+        v11: false,
+    };
+    let tools = one_tool();
+    assert_eq!(
+        format("hermes")
+            .unwrap()
+            .auto_grammar(&tools, true, &no_tags),
+        None
+    );
+    // llama3_json calls start with plain `{`: never lazily constrained.
+    assert_eq!(
+        format("llama3_json")
+            .unwrap()
+            .auto_grammar(&tools, true, &QWEN),
+        None
+    );
+    let mistral = format("mistral").unwrap();
+    let g = mistral.auto_grammar(&tools, true, &QWEN).unwrap();
+    assert!(
+        g.starts_with("start: free tail?\nfree: <[^5,151645,151643]>*\n"),
+        "{g}"
+    );
+    assert!(
+        g.contains("\ntail: <[5]> \"[\" call (\", \" call)* \"]\"\n"),
+        "{g}"
+    );
+    // Tokenizer v11+ (`[ARGS]` is a token) writes `name[ARGS]{…}`, not the array.
+    let v11 = FakeVocab {
+        hermes_tags: true,
+        v11: true,
+    };
+    assert_eq!(mistral.auto_grammar(&tools, true, &v11), None);
+}

@@ -20,6 +20,12 @@ pub enum ConstraintPlan {
         functions: Vec<FunctionDef>,
         parallel: bool,
     },
+    /// `tool_choice: auto`: free text, and any call must be one of these functions with valid
+    /// arguments (the format's lazy grammar; none if the format or vocabulary has none).
+    AutoTools {
+        functions: Vec<FunctionDef>,
+        parallel: bool,
+    },
 }
 
 /// A checked chat request.
@@ -97,13 +103,20 @@ pub fn validate(
             functions: tools.iter().filter(|t| &t.name == name).cloned().collect(),
             parallel: false,
         }),
+        Choice::Auto if state.options().tool_call_grammar => Some(ConstraintPlan::AutoTools {
+            functions: tools.clone(),
+            parallel,
+        }),
         Choice::None | Choice::Auto => None,
     };
     if let Some(rf) = req.response_format {
         let json = response_format(rf)?;
         match (&constraint, json) {
             (_, None) => {}
-            (None, Some(schema)) => constraint = Some(ConstraintPlan::Json(schema)),
+            // JSON output wins over calls the model may make: it constrains the whole answer.
+            (None | Some(ConstraintPlan::AutoTools { .. }), Some(schema)) => {
+                constraint = Some(ConstraintPlan::Json(schema))
+            }
             (Some(_), Some(_)) => {
                 return Err(ApiError::invalid(
                     "response_format".to_string(),
@@ -166,7 +179,7 @@ pub fn prepare(state: &AppState, v: &ValidChat) -> Result<Prepared, ApiError> {
     };
     let grammar = match &v.constraint {
         None => None,
-        Some(plan) => Some(compile(state, plan, v.tool_format)?),
+        Some(plan) => compile(state, plan, v.tool_format)?,
     };
     Ok(Prepared {
         prompt,
@@ -175,12 +188,16 @@ pub fn prepare(state: &AppState, v: &ValidChat) -> Result<Prepared, ApiError> {
     })
 }
 
+/// The plan's grammar; `None` when an auto-mode plan has no grammar for this format or
+/// vocabulary, or its grammar does not compile (auto mode then stays unconstrained, as without
+/// the lazy grammar).
 fn compile(
     state: &AppState,
     plan: &ConstraintPlan,
     format: Option<&dyn ToolFormat>,
-) -> Result<CompiledGrammar, ApiError> {
+) -> Result<Option<CompiledGrammar>, ApiError> {
     let compiler = state.grammar_compiler()?;
+    let format = || format.ok_or_else(|| ApiError::internal("tool calls without a tool format"));
     let (lark, param) = match plan {
         ConstraintPlan::Json(schema) => (
             json_grammar(schema)
@@ -190,24 +207,38 @@ fn compile(
         ConstraintPlan::Tools {
             functions,
             parallel,
+        } => (
+            format()?.required_grammar(functions, *parallel, &|s| compiler.literal(s)),
+            "tools",
+        ),
+        ConstraintPlan::AutoTools {
+            functions,
+            parallel,
         } => {
-            let format = format
-                .ok_or_else(|| ApiError::internal("forced tool call without a tool format"))?;
-            (
-                format.required_grammar(functions, *parallel, &|s| compiler.literal(s)),
-                "tools",
-            )
+            let Some(lark) = format()?.auto_grammar(functions, *parallel, &*compiler) else {
+                return Ok(None);
+            };
+            (lark, "tools")
         }
     };
     let start = std::time::Instant::now();
     let compiled = crate::constrained::GrammarCompiler::compile(&compiler, &lark);
-    tracing::debug!(ms = start.elapsed().as_millis() as u64, "grammar compiled");
-    compiled.map_err(|e| {
-        ApiError::invalid(
+    tracing::debug!(
+        ms = start.elapsed().as_millis() as u64,
+        param,
+        "grammar compiled"
+    );
+    match compiled {
+        Ok(g) => Ok(Some(g)),
+        Err(e) if matches!(plan, ConstraintPlan::AutoTools { .. }) => {
+            tracing::warn!(error = %e, "the auto tool-call grammar does not compile; unconstrained");
+            Ok(None)
+        }
+        Err(e) => Err(ApiError::invalid(
             param.to_string(),
             format!("invalid schema for constrained decoding: {e}"),
-        )
-    })
+        )),
+    }
 }
 
 enum Choice {
