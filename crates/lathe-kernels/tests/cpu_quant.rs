@@ -1039,3 +1039,49 @@ fn dequantize_rows_is_the_reference_rows_for_every_format() {
         }
     }
 }
+
+/// The AMX path computes 16-row blocks with tile instructions and the rest with the VNNI
+/// kernel; the engine's batch invariance needs the two to agree bit for bit on every row (a
+/// row's path depends on the batch it is in). Also a NaN input row stays NaN in a tile block.
+#[test]
+fn amx_blocks_are_bit_identical_to_vnni() {
+    if !Isa::Amx.is_supported() {
+        eprintln!("amx_blocks_are_bit_identical_to_vnni: this CPU (or OS) has no AMX; skipped");
+        return;
+    }
+    let mut n = 0;
+    for f in LEGACY
+        .into_iter()
+        .chain(KQUANT)
+        .chain(NEW_SUPER)
+        .chain([QuantFormat::IQ4NL])
+    {
+        for cols in [256, 1536] {
+            for rows in [7, 49] {
+                let seed = (rows * 7 + cols) as u64;
+                let data = random_matrix(f, rows, cols, seed);
+                let w = QuantMatrix::from_gguf_blocks(f, rows, cols, &data).unwrap();
+                for m in [16, 37] {
+                    let mut x = random_x(m, cols, seed + 1);
+                    x[3 * cols + 5] = f32::NAN;
+                    let (mut vnni, mut amx) = (vec![0f32; m * rows], vec![1f32; m * rows]);
+                    w.matmul_with(Isa::Avx512Vnni, &x, m, &mut vnni);
+                    w.matmul_with(Isa::Amx, &x, m, &mut amx);
+                    for (i, (a, b)) in amx.iter().zip(&vnni).enumerate() {
+                        let nan_row = i / rows == 3;
+                        assert!(
+                            if nan_row {
+                                a.is_nan() && b.is_nan()
+                            } else {
+                                a.to_bits() == b.to_bits()
+                            },
+                            "{f:?} {rows}x{cols} m={m} output {i}: amx {a} vnni {b}"
+                        );
+                    }
+                    n += 1;
+                }
+            }
+        }
+    }
+    eprintln!("{n} AMX-vs-VNNI bit-exact checks");
+}

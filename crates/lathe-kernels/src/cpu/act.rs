@@ -161,7 +161,7 @@ fn quantize_row(isa: Isa, x: &[f32], o: RowOut) {
     match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `isa` is only constructed for features the CPU has (see `Isa::available`).
-        Isa::Avx512Vnni | Isa::Avx512Bw => unsafe { quantize_row_avx512(x, o) },
+        Isa::Amx | Isa::Avx512Vnni | Isa::Avx512Bw => unsafe { quantize_row_avx512(x, o) },
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => unsafe { quantize_row_avx2(x, o) },
         _ => quantize_row_scalar(x, o),

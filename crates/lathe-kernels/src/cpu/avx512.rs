@@ -47,7 +47,7 @@ unsafe fn dp<K: Kind, const VNNI: bool>(acc: __m512i, w: __m512i, x: __m512i) ->
 
 /// Group `g`'s scales `which` (0: `d`, 1: `c`) for the tile's 16 rows.
 #[inline(always)]
-unsafe fn scales<K: Kind>(tile: *const u8, g: usize, which: usize) -> __m512 {
+pub(crate) unsafe fn scales<K: Kind>(tile: *const u8, g: usize, which: usize) -> __m512 {
     let s = tile.add(s_off::<K>(g));
     if K::SUB == 1 {
         _mm512_cvtph_ps(_mm256_loadu_si256(s.add(which * TILE * 2) as *const __m256i))
@@ -61,7 +61,7 @@ unsafe fn scales<K: Kind>(tile: *const u8, g: usize, which: usize) -> __m512 {
 /// The high bits of step `k` in a group's bit plane `h`, moved to bit 4 of every byte (a
 /// 16-bit shift: the bits it moves across bytes are masked off).
 #[inline(always)]
-unsafe fn high<K: Kind>(h: __m512i, k: usize) -> __m512i {
+pub(crate) unsafe fn high<K: Kind>(h: __m512i, k: usize) -> __m512i {
     let v = match K::HBITS as usize * k {
         0 => _mm512_slli_epi16::<4>(h),
         1 => _mm512_slli_epi16::<3>(h),
@@ -82,6 +82,7 @@ unsafe fn bcast(p: *const i8) -> __m512i {
 
 /// Tile `tile` against activation rows `c0..c0 + C`; writes `nvalid` lanes of each output row.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 unsafe fn kernel<K: Kind, const VNNI: bool, const C: usize>(
     tile: *const u8,
     groups: usize,

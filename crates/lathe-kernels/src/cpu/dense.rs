@@ -220,7 +220,7 @@ struct Job<'a> {
 unsafe fn drive_isa<E: Elem>(isa: Isa, w: &[E], j: Job) {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512Vnni | Isa::Avx512Bw => drive_avx512(w, j),
+        Isa::Amx | Isa::Avx512Vnni | Isa::Avx512Bw => drive_avx512(w, j),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => drive_avx2(w, j),
         _ => drive::<Plain, E, 2, 2>(w, j),

@@ -38,6 +38,8 @@
 //! `simd` (AVX-512, AVX2, portable). `crate::ops` calls them for f32 tensors.
 
 mod act;
+#[cfg(target_arch = "x86_64")]
+mod amx;
 pub mod attention;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
@@ -72,7 +74,18 @@ pub enum Isa {
     Avx512Bw,
     /// AVX-512 VNNI (`vpdpbusd`).
     Avx512Vnni,
+    /// AVX-512 VNNI plus AMX-INT8 tiles for the 16-row blocks of the prompt (GEMM) path.
+    Amx,
 }
+
+/// Every path, in [`Isa`] order.
+const ALL: [Isa; 5] = [
+    Isa::Scalar,
+    Isa::Avx2,
+    Isa::Avx512Bw,
+    Isa::Avx512Vnni,
+    Isa::Amx,
+];
 
 impl Isa {
     /// Whether this CPU can run the path.
@@ -86,6 +99,7 @@ impl Isa {
                 Isa::Avx2 => has!("avx2") && has!("fma") && has!("f16c"),
                 Isa::Avx512Bw => avx512,
                 Isa::Avx512Vnni => avx512 && has!("avx512vnni"),
+                Isa::Amx => avx512 && has!("avx512vnni") && amx::supported(),
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -96,17 +110,14 @@ impl Isa {
 
     /// Every path this CPU can run, slowest first.
     pub fn available() -> Vec<Isa> {
-        [Isa::Scalar, Isa::Avx2, Isa::Avx512Bw, Isa::Avx512Vnni]
-            .into_iter()
-            .filter(|i| i.is_supported())
-            .collect()
+        ALL.into_iter().filter(|i| i.is_supported()).collect()
     }
 
     /// The path `matmul` uses: the forced one (see [`force_isa`]) or the fastest available.
     pub fn best() -> Isa {
         match FORCED.load(Ordering::Relaxed) {
             0 => *DETECTED.get_or_init(|| *Self::available().last().unwrap()),
-            v => [Isa::Scalar, Isa::Avx2, Isa::Avx512Bw, Isa::Avx512Vnni][v as usize - 1],
+            v => ALL[v as usize - 1],
         }
     }
 }
@@ -420,6 +431,8 @@ unsafe fn tile_range<K: Kind>(
         return;
     }
     match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Amx => amx::tiles::<K>(p, a, c0, c1, t0, t1, out, ldo),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512Vnni => avx512::tiles_vnni::<K>(p, a, c0, c1, t0, t1, out, ldo),
         #[cfg(target_arch = "x86_64")]

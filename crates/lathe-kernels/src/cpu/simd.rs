@@ -68,7 +68,7 @@ macro_rules! multiversion {
                 use $crate::cpu::Isa;
                 match Isa::best() {
                     // SAFETY: `Isa::best` only returns paths this CPU supports.
-                    Isa::Avx512Vnni | Isa::Avx512Bw => return unsafe { v512($($a),*) },
+                    Isa::Amx | Isa::Avx512Vnni | Isa::Avx512Bw => return unsafe { v512($($a),*) },
                     Isa::Avx2 => return unsafe { v256($($a),*) },
                     Isa::Scalar => {}
                 }
