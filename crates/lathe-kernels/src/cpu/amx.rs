@@ -18,7 +18,7 @@
 //! instruction (`ldtilecfg`, tracked per thread).
 
 use super::act::ActQ;
-use super::avx512::{high, scales};
+use super::avx512::{high_plane, scales, unpack_step};
 use super::formats::IQ4_U;
 use super::pack::{q_off, Kind, Packed, TILE};
 use std::arch::asm;
@@ -149,23 +149,9 @@ unsafe fn unpack_tile<K: Kind>(tile: *const u8, groups: usize, b: *mut u8) {
     for g in 0..groups {
         let grp = tile.add(q_off::<K>(g));
         let b = b.add(g * b_bytes::<K>());
-        let hp = if K::HBITS > 0 {
-            _mm512_loadu_si512(grp.add(K::NIB_BYTES) as *const _)
-        } else {
-            _mm512_setzero_si512()
-        };
+        let hp = high_plane::<K>(grp);
         for j in 0..K::G / 8 {
-            let p = _mm512_loadu_si512(grp.add(64 * j) as *const _);
-            let mut lo = _mm512_and_si512(p, m4);
-            let mut hi = _mm512_and_si512(_mm512_srli_epi16(p, 4), m4);
-            if K::HBITS > 0 {
-                lo = _mm512_or_si512(lo, high::<K>(hp, j));
-                hi = _mm512_or_si512(hi, high::<K>(hp, j + K::G / 8));
-            }
-            if K::LUT {
-                lo = _mm512_shuffle_epi8(lut, lo);
-                hi = _mm512_shuffle_epi8(lut, hi);
-            }
+            let (lo, hi) = unpack_step::<K>(grp, hp, j, m4, lut);
             _mm512_storeu_si512(b.add(64 * j) as *mut _, lo);
             _mm512_storeu_si512(b.add(64 * (j + K::G / 8)) as *mut _, hi);
         }

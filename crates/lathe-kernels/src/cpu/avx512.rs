@@ -61,7 +61,7 @@ pub(crate) unsafe fn scales<K: Kind>(tile: *const u8, g: usize, which: usize) ->
 /// The high bits of step `k` in a group's bit plane `h`, moved to bit 4 of every byte (a
 /// 16-bit shift: the bits it moves across bytes are masked off).
 #[inline(always)]
-pub(crate) unsafe fn high<K: Kind>(h: __m512i, k: usize) -> __m512i {
+unsafe fn high<K: Kind>(h: __m512i, k: usize) -> __m512i {
     let v = match K::HBITS as usize * k {
         0 => _mm512_slli_epi16::<4>(h),
         1 => _mm512_slli_epi16::<3>(h),
@@ -73,6 +73,40 @@ pub(crate) unsafe fn high<K: Kind>(h: __m512i, k: usize) -> __m512i {
         _ => _mm512_srli_epi16::<3>(h),
     };
     _mm512_and_si512(v, _mm512_set1_epi8((((1 << K::HBITS) - 1) << 4) as i8))
+}
+
+/// A 4-bit group's high-bit plane (zero for kinds without one).
+#[inline(always)]
+pub(crate) unsafe fn high_plane<K: Kind>(grp: *const u8) -> __m512i {
+    if K::HBITS > 0 {
+        _mm512_loadu_si512(grp.add(K::NIB_BYTES) as *const _)
+    } else {
+        _mm512_setzero_si512()
+    }
+}
+
+/// Steps `j` and `j + G/8` of a 4-bit group as u8 weights: nibbles, plus the high bits of the
+/// plane `hp`, through the IQ4 table `lut` for the IQ4 kinds (`m4`: 0x0f in every byte).
+#[inline(always)]
+pub(crate) unsafe fn unpack_step<K: Kind>(
+    grp: *const u8,
+    hp: __m512i,
+    j: usize,
+    m4: __m512i,
+    lut: __m512i,
+) -> (__m512i, __m512i) {
+    let p = _mm512_loadu_si512(grp.add(64 * j) as *const _);
+    let mut lo = _mm512_and_si512(p, m4);
+    let mut hi = _mm512_and_si512(_mm512_srli_epi16(p, 4), m4);
+    if K::HBITS > 0 {
+        lo = _mm512_or_si512(lo, high::<K>(hp, j));
+        hi = _mm512_or_si512(hi, high::<K>(hp, j + K::G / 8));
+    }
+    if K::LUT {
+        lo = _mm512_shuffle_epi8(lut, lo);
+        hi = _mm512_shuffle_epi8(lut, hi);
+    }
+    (lo, hi)
 }
 
 #[inline(always)]
@@ -117,23 +151,9 @@ unsafe fn kernel<K: Kind, const VNNI: bool, const C: usize>(
             }
         }
         if K::NIBBLE {
-            let hp = if K::HBITS > 0 {
-                _mm512_loadu_si512(grp.add(K::NIB_BYTES) as *const _)
-            } else {
-                _mm512_setzero_si512()
-            };
+            let hp = high_plane::<K>(grp);
             for j in 0..K::G / 8 {
-                let p = _mm512_loadu_si512(grp.add(64 * j) as *const _);
-                let mut lo = _mm512_and_si512(p, m4);
-                let mut hi = _mm512_and_si512(_mm512_srli_epi16(p, 4), m4);
-                if K::HBITS > 0 {
-                    lo = _mm512_or_si512(lo, high::<K>(hp, j));
-                    hi = _mm512_or_si512(hi, high::<K>(hp, j + K::G / 8));
-                }
-                if K::LUT {
-                    lo = _mm512_shuffle_epi8(lut, lo);
-                    hi = _mm512_shuffle_epi8(lut, hi);
-                }
+                let (lo, hi) = unpack_step::<K>(grp, hp, j, m4, lut);
                 for c in 0..C {
                     acc[c] = dp::<K, VNNI>(acc[c], lo, bcast(xq[c].add(4 * j)));
                     acc[c] = dp::<K, VNNI>(acc[c], hi, bcast(xq[c].add(K::G / 2 + 4 * j)));
