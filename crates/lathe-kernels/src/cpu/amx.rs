@@ -18,9 +18,10 @@
 //! instruction (`ldtilecfg`, tracked per thread).
 
 use super::act::ActQ;
-use super::avx512::{high_plane, scales, unpack_step};
+use super::avx512::{fold_group, high_plane, scales, unpack_step};
 use super::formats::IQ4_U;
 use super::pack::{q_off, Kind, Packed, TILE};
+use super::scalar::act_sum;
 use std::arch::asm;
 use std::arch::x86_64::*;
 use std::cell::Cell;
@@ -198,36 +199,15 @@ unsafe fn epilogue<K: Kind>(
     c: *const i32,
     f: &mut [__m512; 16],
 ) {
-    let nb = a.cols / 32;
     let dw = scales::<K>(tile, g, 0);
     let cw = if K::ASYM { scales::<K>(tile, g, 1) } else { dw };
     for (r, fr) in f.iter_mut().enumerate() {
-        let row = c0 + r;
         let mut acc = _mm512_load_si512(c.add(16 * r) as *const _);
-        // (act_sum / act_sd of scalar.rs, unchecked: `row < m` and `g < groups` hold.)
-        let sub = if K::G == 32 {
-            row * nb + g
-        } else {
-            row * 2 * nb + g
-        };
         if !K::ASYM {
-            let s = if K::G == 32 {
-                a.s32.get_unchecked(sub)
-            } else {
-                a.s16.get_unchecked(sub)
-            };
-            acc = _mm512_add_epi32(acc, _mm512_set1_epi32(K::BIAS * *s));
+            let bias = K::BIAS * act_sum::<K>(a, c0 + r, g);
+            acc = _mm512_add_epi32(acc, _mm512_set1_epi32(bias));
         }
-        let dx = _mm512_set1_ps(*a.d.get_unchecked(row * nb + g * K::G / 32));
-        *fr = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_mul_ps(dw, dx), *fr);
-        if K::ASYM {
-            let sd = if K::G == 32 {
-                a.sd32.get_unchecked(sub)
-            } else {
-                a.sd16.get_unchecked(sub)
-            };
-            *fr = _mm512_fmadd_ps(cw, _mm512_set1_ps(*sd), *fr);
-        }
+        *fr = fold_group::<K>(*fr, acc, dw, cw, a, c0 + r, g);
     }
 }
 

@@ -109,6 +109,28 @@ pub(crate) unsafe fn unpack_step<K: Kind>(
     (lo, hi)
 }
 
+/// Folds group `g`'s integer sums `acc` of activation row `row` (the symmetric formats' bias
+/// already in) into its float accumulator `f`: `f + cvt(acc) * (dw * dx) [+ cw * d_x sum(x)]`.
+/// The VNNI and AMX kernels both end a group here, so they agree bit for bit.
+#[inline(always)]
+pub(crate) unsafe fn fold_group<K: Kind>(
+    f: __m512,
+    acc: __m512i,
+    dw: __m512,
+    cw: __m512,
+    a: &ActQ,
+    row: usize,
+    g: usize,
+) -> __m512 {
+    let dx = _mm512_set1_ps(*a.d.get_unchecked(row * (a.cols / 32) + g * K::G / 32));
+    let f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_mul_ps(dw, dx), f);
+    if K::ASYM {
+        _mm512_fmadd_ps(cw, _mm512_set1_ps(act_sd::<K>(a, row, g)), f)
+    } else {
+        f
+    }
+}
+
 #[inline(always)]
 unsafe fn bcast(p: *const i8) -> __m512i {
     _mm512_set1_epi32((p as *const i32).read_unaligned())
@@ -127,7 +149,6 @@ unsafe fn kernel<K: Kind, const VNNI: bool, const C: usize>(
     mask: __mmask16,
     stream: bool,
 ) {
-    let nb = a.cols / 32;
     let m4 = _mm512_set1_epi8(0x0f);
     // IQ4: index -> level + 128, the 16 bytes repeated in each 128-bit lane.
     let lut = _mm512_broadcast_i32x4(_mm_loadu_si128(IQ4_U.as_ptr() as *const __m128i));
@@ -170,13 +191,7 @@ unsafe fn kernel<K: Kind, const VNNI: bool, const C: usize>(
         let dw = scales::<K>(tile, g, 0);
         let cw = if K::ASYM { scales::<K>(tile, g, 1) } else { dw };
         for c in 0..C {
-            let row = (c0 + c) * nb;
-            let dx = _mm512_set1_ps(*a.d.get_unchecked(row + g * K::G / 32));
-            f[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[c]), _mm512_mul_ps(dw, dx), f[c]);
-            if K::ASYM {
-                let sd = _mm512_set1_ps(act_sd::<K>(a, c0 + c, g));
-                f[c] = _mm512_fmadd_ps(cw, sd, f[c]);
-            }
+            f[c] = fold_group::<K>(f[c], acc[c], dw, cw, a, c0 + c, g);
         }
     }
     for (c, v) in f.iter().enumerate() {
