@@ -44,6 +44,20 @@ pub struct ServeArgs {
     /// tools and their argument schemas; `off` leaves auto mode unconstrained.
     #[arg(long, value_enum, default_value_t = Switch::On)]
     pub tool_call_grammar: Switch,
+    /// Seconds a connection has to send a whole request head (also the idle keep-alive limit);
+    /// slower clients are disconnected.
+    #[arg(long, default_value_t = 30.0)]
+    pub header_timeout: f64,
+    /// Seconds a request body has to arrive once its head is in (408 after that).
+    #[arg(long, default_value_t = 60.0)]
+    pub body_timeout: f64,
+    /// Open connections at most; more wait in the listen backlog until one closes.
+    #[arg(long, default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Seconds a client may leave its response unread (its socket full) before it is
+    /// disconnected and its requests cancelled.
+    #[arg(long, default_value_t = 60.0)]
+    pub client_stall_timeout: f64,
 }
 
 /// `on` / `off`.
@@ -57,7 +71,20 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     if let Some(t) = a.default_temperature.filter(|t| !(0.0..=2.0).contains(t)) {
         anyhow::bail!("--default-temperature must be in [0, 2], got {t}");
     }
+    let secs = |name: &str, v: f64| {
+        if v.is_finite() && v > 0.0 {
+            Ok(std::time::Duration::from_secs_f64(v))
+        } else {
+            Err(anyhow::anyhow!(
+                "--{name} must be a positive number of seconds, got {v}"
+            ))
+        }
+    };
     let options = ServerOptions {
+        header_read_timeout: secs("header-timeout", a.header_timeout)?,
+        body_read_timeout: secs("body-timeout", a.body_timeout)?,
+        max_connections: a.max_connections.max(1),
+        client_stall_timeout: secs("client-stall-timeout", a.client_stall_timeout)?,
         api_key: a.api_key.clone().filter(|k| !k.is_empty()),
         served_model_names: a.served_model_name.clone(),
         engine_slots: a.engine.max_num_seqs,

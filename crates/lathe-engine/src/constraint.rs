@@ -11,4 +11,9 @@ pub trait TokenConstraint: Send {
     fn accept(&mut self, token: u32) -> bool;
     /// True once the grammar is complete and generation must stop.
     fn is_finished(&self) -> bool;
+    /// Why the constraint broke down, once it has (the request then ends with an error, not
+    /// a stop that looks like success).
+    fn failure(&self) -> Option<String> {
+        None
+    }
 }

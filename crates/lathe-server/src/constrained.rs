@@ -62,9 +62,14 @@ impl GrammarCompiler {
         let grammar = TopLevelGrammar::from_lark(lark.to_string());
         let parser =
             catch(|| this.factory.create_parser(grammar.clone())).map_err(|e| e.to_string())?;
-        let matcher = Matcher::new(Ok(parser));
+        let mut matcher = Matcher::new(Ok(parser));
         if let Some(err) = matcher.get_error() {
             return Err(err);
+        }
+        // Some grammars compile but cannot produce a first token (a schema whose `$ref`s only
+        // lead back to themselves): found here, they are the client's 400, not an empty "stop".
+        if let Err(e) = matcher.compute_mask() {
+            return Err(format!("the grammar cannot start: {e}"));
         }
         Ok(CompiledGrammar {
             grammar,
@@ -120,6 +125,7 @@ impl CompiledGrammar {
             eos: trie.eos_tokens().to_vec(),
             masks: 0,
             mask_time: Default::default(),
+            failed: None,
         })
     }
 }
@@ -132,6 +138,8 @@ pub struct LlgConstraint {
     eos: Vec<TokenId>,
     masks: usize,
     mask_time: std::time::Duration,
+    /// The mask error that ended the generation, if any.
+    failed: Option<String>,
 }
 
 impl Drop for LlgConstraint {
@@ -159,7 +167,8 @@ impl TokenConstraint for LlgConstraint {
             }
             Ok(vob) => Some(expand(&vob, vocab_size)),
             Err(e) => {
-                tracing::warn!(error = %e, "grammar mask failed; ending the generation");
+                tracing::warn!(error = %e, "grammar mask failed; ending the generation with an error");
+                self.failed = Some(format!("the grammar failed mid-generation: {e}"));
                 Some(vec![false; vocab_size])
             }
         };
@@ -179,6 +188,9 @@ impl TokenConstraint for LlgConstraint {
     }
 
     fn accept(&mut self, token: u32) -> bool {
+        if self.failed.is_some() {
+            return false;
+        }
         if self.matcher.is_stopped() && self.eos.contains(&token) {
             return true;
         }
@@ -187,6 +199,10 @@ impl TokenConstraint for LlgConstraint {
 
     fn is_finished(&self) -> bool {
         self.matcher.is_stopped()
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failed.clone()
     }
 }
 

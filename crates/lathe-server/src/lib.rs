@@ -32,10 +32,12 @@
 //! ```
 
 pub mod auth;
+pub mod conn_io;
 pub mod constrained;
 pub mod error;
 pub mod fim;
 pub mod generate;
+pub mod listener;
 pub mod metrics;
 pub mod openapi;
 pub mod protocol;
@@ -46,22 +48,18 @@ pub mod state;
 pub mod tool_parsers;
 pub mod validation;
 
+use axum::Router;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::time::Duration;
-
-use axum::Router;
 
 pub use error::ApiError;
+pub use listener::{serve_listener, SHUTDOWN_GRACE};
 pub use state::{AppState, ServerOptions};
 
 /// The whole API as an axum router (test it with `tower::ServiceExt::oneshot`).
 pub fn app(state: AppState) -> Router {
     routes::router(state)
 }
-
-/// How long in-flight requests may run on after a shutdown signal before they are cancelled.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Binds `addr` and serves until `shutdown` resolves; see [`serve_listener`].
 pub async fn serve(
@@ -71,48 +69,4 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     serve_listener(state, listener, shutdown).await
-}
-
-/// Serves on a bound listener. When `shutdown` resolves the server stops accepting, lets
-/// in-flight requests finish for up to [`SHUTDOWN_GRACE`], then stops the engine (which ends
-/// what is left) and returns at most a few seconds later.
-pub async fn serve_listener(
-    state: AppState,
-    listener: tokio::net::TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let signal = async move {
-        shutdown.await;
-        tracing::info!("shutting down: no new connections, finishing in-flight requests");
-        let _ = tx.send(true);
-    };
-    let app = app(state.clone());
-    let server = axum::serve(listener, app).with_graceful_shutdown(signal);
-    let mut rx2 = rx.clone();
-    let watchdog = {
-        let state = state.clone();
-        async move {
-            let _ = rx2.wait_for(|&s| s).await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-            tracing::warn!(
-                in_flight = state.in_flight(),
-                "grace period over: cancelling in-flight requests"
-            );
-            if let Ok(engine) = state.engine() {
-                engine.shutdown();
-            }
-            // Connections that still do not close (a client that stopped reading) are dropped.
-            tokio::time::sleep(Duration::from_secs(5)).await;
-        }
-    };
-    tokio::select! {
-        r = server => r?,
-        _ = watchdog => {}
-    }
-    drop(rx);
-    if let Ok(engine) = state.engine() {
-        engine.shutdown();
-    }
-    Ok(())
 }

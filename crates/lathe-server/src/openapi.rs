@@ -64,7 +64,9 @@ pub fn document() -> Value {
                 "200": {"description": "OK"},
                 "400": {"$ref": "#/components/responses/Error"},
                 "404": {"$ref": "#/components/responses/Error"},
-                "500": {"$ref": "#/components/responses/Error"}
+                "405": {"$ref": "#/components/responses/Error"},
+                "500": {"$ref": "#/components/responses/Error"},
+                "503": {"$ref": "#/components/responses/Error"}
             }
         });
         if let Some(schema) = body {
@@ -72,8 +74,9 @@ pub fn document() -> Value {
                 "required": true,
                 "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}
             });
-            op["responses"]["413"] = json!({"$ref": "#/components/responses/Error"});
-            op["responses"]["429"] = json!({"$ref": "#/components/responses/Error"});
+            for status in ["408", "413", "415", "429"] {
+                op["responses"][status] = json!({"$ref": "#/components/responses/Error"});
+            }
         }
         if protected {
             op["security"] = json!([{"bearer": []}]);
@@ -124,7 +127,7 @@ fn schemas() -> Value {
         props.extend(extra.as_object().cloned().unwrap_or_default());
         json!({"type": "object", "required": required, "properties": props})
     };
-    json!({
+    let mut all = json!({
         "Error": {
             "type": "object",
             "properties": {"error": {"type": "object", "properties": {
@@ -137,14 +140,34 @@ fn schemas() -> Value {
             "messages": {"type": "array", "items": {"type": "object", "required": ["role"], "properties": {
                 "role": {"enum": ["system", "developer", "user", "assistant", "tool"]},
                 "content": {"oneOf": [{"type": "string"}, {"type": "null"}, {"type": "array", "items": {"type": "object", "properties": {"type": {"const": "text"}, "text": {"type": "string"}}}}]},
-                "name": {"type": "string"}, "tool_call_id": {"type": "string"}, "tool_calls": {"type": "array"}
+                "name": {"type": "string"}, "tool_call_id": {"type": "string"},
+                "tool_calls": {"type": "array", "items": {"type": "object", "required": ["function"], "properties": {
+                    "id": {"type": "string"}, "type": {"const": "function"},
+                    "function": {"type": "object", "required": ["name", "arguments"], "properties": {
+                        "name": {"type": "string"}, "arguments": {"type": "string", "description": "JSON text"}
+                    }}
+                }}}
             }}},
             "max_tokens": {"type": "integer", "minimum": 1},
             "max_completion_tokens": {"type": "integer", "minimum": 1},
             "logprobs": {"type": "boolean"},
             "top_logprobs": {"type": "integer", "minimum": 0, "maximum": 20},
-            "tools": {"type": "array", "items": {"type": "object", "properties": {"type": {"const": "function"}, "function": {"type": "object", "required": ["name"]}}}},
-            "tool_choice": {"oneOf": [{"enum": ["none", "auto", "required"]}, {"type": "object"}]},
+            "tools": {"type": "array", "items": {"type": "object", "required": ["type", "function"], "properties": {
+                "type": {"const": "function"},
+                "function": {"type": "object", "required": ["name"], "properties": {
+                    "name": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+                    "description": {"type": "string"},
+                    "parameters": {"type": "object", "description": "a JSON schema (checked against the meta-schema)"},
+                    "strict": {"type": "boolean"}
+                }}
+            }}},
+            "tool_choice": {"oneOf": [
+                {"enum": ["none", "auto", "required"]},
+                {"type": "object", "required": ["type", "function"], "properties": {
+                    "type": {"const": "function"},
+                    "function": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}
+                }}
+            ]},
             "parallel_tool_calls": {"type": "boolean"},
             "response_format": {"type": "object", "properties": {"type": {"enum": ["text", "json_object", "json_schema"]}, "json_schema": {"type": "object"}}}
         }), &["messages"]),
@@ -155,7 +178,7 @@ fn schemas() -> Value {
             "max_tokens": {"type": "integer", "minimum": 1},
             "echo": {"type": "boolean"},
             "logprobs": {"type": "integer", "minimum": 0, "maximum": 20},
-            "best_of": {"type": "integer", "description": "only equal to n"}
+            "best_of": {"const": 1, "description": "accepted only equal to n (no candidates beyond n are drawn)"}
         }), &["prompt"]),
         "ResponsesRequest": {"type": "object", "required": ["input"], "properties": {
             "model": {"type": "string"},
@@ -185,5 +208,10 @@ fn schemas() -> Value {
         "DetokenizeRequest": {"type": "object", "required": ["tokens"], "properties": {
             "model": {"type": "string"}, "tokens": {"type": "array", "items": {"type": "integer"}}
         }}
-    })
+    });
+    // Chat refuses top_logprobs without logprobs: true, as OpenAI does.
+    all["ChatCompletionRequest"]["dependentSchemas"] = json!({
+        "top_logprobs": {"required": ["logprobs"], "properties": {"logprobs": {"const": true}}}
+    });
+    all
 }

@@ -7,6 +7,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use lathe_engine::EngineHandle;
 
@@ -38,6 +39,15 @@ pub struct ServerOptions {
     /// With `tool_choice: auto`, constrain tool calls to the offered tools and their schemas
     /// (the format's lazy grammar); free text stays free.
     pub tool_call_grammar: bool,
+    /// A connection must deliver each request head within this (slowloris, idle keep-alive).
+    pub header_read_timeout: Duration,
+    /// A request body must arrive within this once its head is in (answered 408).
+    pub body_read_timeout: Duration,
+    /// Open connections at most; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// A client that reads none of its response for this long is disconnected (its requests
+    /// are cancelled).
+    pub client_stall_timeout: Duration,
 }
 
 impl Default for ServerOptions {
@@ -52,6 +62,10 @@ impl Default for ServerOptions {
             default_temperature: None,
             default_max_tokens: None,
             tool_call_grammar: true,
+            header_read_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+            client_stall_timeout: Duration::from_secs(60),
         }
     }
 }

@@ -77,11 +77,10 @@ impl ActiveRequest {
         let grammar_done = match self.constraint.as_mut() {
             Some(c) => {
                 if !c.accept(s.token) {
-                    return Progress::Done(
-                        FinishReason::Error("sampled token rejected by the grammar".into()),
-                        None,
-                        String::new(),
-                    );
+                    let why = c
+                        .failure()
+                        .unwrap_or_else(|| "sampled token rejected by the grammar".into());
+                    return Progress::Done(FinishReason::Error(why), None, String::new());
                 }
                 c.is_finished()
             }

@@ -3,7 +3,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use lathe_engine::sampler::TokenLogprobs;
 use lathe_engine::tokenizer::TextTokenizer;
 use serde::de::DeserializeOwned;
@@ -13,23 +13,62 @@ use crate::error::ApiError;
 use crate::protocol::{ChatTokenLogprob, TopLogprob};
 use crate::state::AppState;
 
-/// A JSON request body, parsed but not yet typed (see [`from_value`]). Any content type is
-/// accepted (curl's default is form-encoded).
+/// A JSON request body, parsed but not yet typed (see [`from_value`]). The content type must
+/// be JSON when it is given (415 otherwise: a form or multipart body is not read as JSON); a
+/// request without one is accepted. The body must arrive within the body-read timeout (408).
 pub struct JsonBody(pub Value);
 
 impl FromRequest<AppState> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|rej| {
-            if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::payload_too_large(state.options().max_body_bytes)
-            } else {
-                ApiError::bad_request(format!("could not read the request body: {rej}"))
-            }
-        })?;
+        check_json_content_type(req.headers())?;
+        let timeout = state.options().body_read_timeout;
+        let read = tokio::time::timeout(timeout, Bytes::from_request(req, state)).await;
+        let bytes = read
+            .map_err(|_| {
+                ApiError::with_status(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "the request body did not arrive within {} s",
+                        timeout.as_secs_f64()
+                    ),
+                )
+            })?
+            .map_err(|rej| {
+                if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::payload_too_large(state.options().max_body_bytes)
+                } else {
+                    ApiError::bad_request(format!("could not read the request body: {rej}"))
+                }
+            })?;
         parse_json(&bytes).map(JsonBody)
     }
+}
+
+/// 415 unless the content type is absent or JSON (`application/json`, `…+json`).
+pub fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let mime = value
+        .to_str()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json")) {
+        return Ok(());
+    }
+    Err(ApiError::with_status(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        format!(
+            "unsupported content type `{}`: send the body as `application/json`",
+            value.to_str().unwrap_or("(not text)")
+        ),
+    ))
 }
 
 /// Syntax check: UTF-8, then JSON.

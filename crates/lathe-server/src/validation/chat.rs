@@ -326,6 +326,12 @@ fn check_tools(tools: &[crate::protocol::Tool]) -> Result<Vec<FunctionDef>, ApiE
                     "parameters must be a JSON schema object",
                 ));
             }
+            super::schema::check_schema(params).map_err(|e| {
+                ApiError::invalid(
+                    p("function.parameters"),
+                    format!("invalid JSON schema for function `{name}`: {e}"),
+                )
+            })?;
         }
         out.push(t.function.clone());
     }

@@ -9,6 +9,7 @@ pub mod completions;
 pub mod infill;
 pub mod messages;
 pub mod responses;
+pub mod schema;
 
 use lathe_core::SamplingParams;
 

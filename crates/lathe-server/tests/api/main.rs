@@ -6,6 +6,7 @@ mod common;
 mod chat;
 mod completions;
 mod errors;
+mod hostile;
 mod misc;
 mod responses;
 mod tools;

@@ -123,6 +123,10 @@ pub fn validate(state: &AppState, body: &Value) -> Result<ValidResponses, ApiErr
     if let Some(m) = req.max_output_tokens {
         chat.insert("max_completion_tokens".into(), json!(m));
     }
+    // One range rule with chat, whether or not logprobs are included.
+    if let Some(k) = req.top_logprobs {
+        super::check_top_logprobs(k, "top_logprobs")?;
+    }
     if logprobs {
         chat.insert("logprobs".into(), json!(true));
         chat.insert("top_logprobs".into(), json!(req.top_logprobs.unwrap_or(0)));
