@@ -194,6 +194,53 @@ fn stop_strings_split_across_tokens_never_appear() {
     assert_eq!(stopped.text, full.text[..first]);
 }
 
+/// Allows everything for `ok` tokens, then breaks down as a grammar engine can (a mask that
+/// cannot be computed): the request must end with an error, not a stop that looks complete.
+struct BreaksAfter {
+    ok: usize,
+    seen: usize,
+}
+
+impl lathe_engine::constraint::TokenConstraint for BreaksAfter {
+    fn mask(&mut self, _vocab: usize) -> Option<Vec<bool>> {
+        None
+    }
+    fn accept(&mut self, _token: u32) -> bool {
+        self.seen += 1;
+        self.seen <= self.ok
+    }
+    fn is_finished(&self) -> bool {
+        false
+    }
+    fn failure(&self) -> Option<String> {
+        (self.seen > self.ok).then(|| "mask failed: test".to_string())
+    }
+}
+
+#[test]
+fn a_constraint_that_breaks_down_mid_generation_ends_the_request_with_its_error() {
+    let engine = default_engine();
+    let mut req = GenerateRequest::new(chat_prompt(&engine, "Count to twenty."), greedy(64));
+    req.constraint = Some(Box::new(BreaksAfter { ok: 5, seen: 0 }));
+    let mut stream = engine.submit(req).unwrap();
+    let (tokens, finished) = runtime().block_on(async {
+        let mut tokens = 0;
+        loop {
+            match stream.next().await {
+                Some(StreamEvent::Token(_)) => tokens += 1,
+                Some(StreamEvent::Finished(f)) => return (tokens, f),
+                None => panic!("no Finished event"),
+            }
+        }
+    });
+    assert_eq!(tokens, 5);
+    assert_eq!(
+        finished.reason,
+        FinishReason::Error("mask failed: test".into())
+    );
+    wait_all_blocks_free(&engine);
+}
+
 fn wait_all_blocks_free(engine: &lathe_engine::EngineHandle) {
     use std::sync::atomic::Ordering::Relaxed;
     let deadline = Instant::now() + Duration::from_secs(10);
