@@ -54,8 +54,20 @@ pub const ROUTES: &[(&str, &str, &str, Option<&str>, bool)] = &[
     ("get", "/openapi.json", "This document", None, false),
 ];
 
+/// What the document says about the server it describes, so that it states exactly what this
+/// server accepts (fuzzers such as schemathesis hold it to that).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Served {
+    /// The API routes require a key (they then declare bearer security).
+    pub auth: bool,
+    /// Token ids must be below this (once the model is loaded).
+    pub vocab_size: Option<usize>,
+    /// The model has FIM tokens (`suffix` is accepted).
+    pub fim: bool,
+}
+
 /// The document.
-pub fn document() -> Value {
+pub fn document(served: Served) -> Value {
     let mut paths = serde_json::Map::new();
     for &(method, path, summary, body, protected) in ROUTES {
         let mut op = json!({
@@ -78,7 +90,7 @@ pub fn document() -> Value {
                 op["responses"][status] = json!({"$ref": "#/components/responses/Error"});
             }
         }
-        if protected {
+        if protected && served.auth {
             op["security"] = json!([{"bearer": []}]);
             op["responses"]["401"] = json!({"$ref": "#/components/responses/Error"});
         }
@@ -99,12 +111,21 @@ pub fn document() -> Value {
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "responses": {"Error": {"description": "OpenAI-style error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
-            "schemas": schemas()
+            "schemas": schemas(served)
         }
     })
 }
 
-fn schemas() -> Value {
+fn schemas(served: Served) -> Value {
+    let token = match served.vocab_size {
+        Some(v) => json!({"type": "integer", "minimum": 0, "maximum": v.saturating_sub(1)}),
+        None => json!({"type": "integer", "minimum": 0}),
+    };
+    let suffix = if served.fim {
+        json!({"type": "string", "description": "fill-in-the-middle"})
+    } else {
+        json!({"type": "null", "description": "this model has no FIM tokens"})
+    };
     let sampling = json!({
         "temperature": {"type": "number", "minimum": 0, "maximum": 2},
         "top_p": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
@@ -115,13 +136,29 @@ fn schemas() -> Value {
         "repetition_penalty": {"type": "number", "exclusiveMinimum": 0},
         "seed": {"type": "integer"},
         "stop": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "maxItems": 16}]},
-        "stop_token_ids": {"type": "array", "items": {"type": "integer"}},
+        "stop_token_ids": {"type": "array", "items": token},
         "ignore_eos": {"type": "boolean"},
         "n": {"type": "integer", "minimum": 1, "maximum": 16},
         "stream": {"type": "boolean"},
         "stream_options": {"type": "object", "properties": {"include_usage": {"type": "boolean"}}},
         "user": {"type": "string"}
     });
+    // One chat message; the list must not be empty.
+    let messages = json!({"type": "array", "minItems": 1, "items": {"type": "object", "required": ["role"],
+            // A tool result has content.
+            "if": {"required": ["role"], "properties": {"role": {"const": "tool"}}},
+            "then": {"required": ["content"], "properties": {"content": {"not": {"type": "null"}}}},
+            "properties": {
+        "role": {"enum": ["system", "developer", "user", "assistant", "tool"]},
+        "content": {"oneOf": [{"type": "string"}, {"type": "null"}, {"type": "array", "items": {"type": "object", "required": ["type", "text"], "properties": {"type": {"const": "text"}, "text": {"type": "string"}}}}]},
+        "name": {"type": "string"}, "tool_call_id": {"type": "string"},
+        "tool_calls": {"type": "array", "items": {"type": "object", "required": ["function"], "properties": {
+            "id": {"type": "string"}, "type": {"const": "function"},
+            "function": {"type": "object", "required": ["name", "arguments"], "properties": {
+                "name": {"type": "string"}, "arguments": {"type": "string", "description": "JSON text"}
+            }}
+        }}}
+    }}});
     let with = |extra: Value, required: &[&str]| {
         let mut props = sampling.as_object().cloned().unwrap_or_default();
         props.extend(extra.as_object().cloned().unwrap_or_default());
@@ -137,17 +174,7 @@ fn schemas() -> Value {
         },
         "ChatCompletionRequest": with(json!({
             "model": {"type": "string"},
-            "messages": {"type": "array", "items": {"type": "object", "required": ["role"], "properties": {
-                "role": {"enum": ["system", "developer", "user", "assistant", "tool"]},
-                "content": {"oneOf": [{"type": "string"}, {"type": "null"}, {"type": "array", "items": {"type": "object", "properties": {"type": {"const": "text"}, "text": {"type": "string"}}}}]},
-                "name": {"type": "string"}, "tool_call_id": {"type": "string"},
-                "tool_calls": {"type": "array", "items": {"type": "object", "required": ["function"], "properties": {
-                    "id": {"type": "string"}, "type": {"const": "function"},
-                    "function": {"type": "object", "required": ["name", "arguments"], "properties": {
-                        "name": {"type": "string"}, "arguments": {"type": "string", "description": "JSON text"}
-                    }}
-                }}}
-            }}},
+            "messages": messages.clone(),
             "max_tokens": {"type": "integer", "minimum": 1},
             "max_completion_tokens": {"type": "integer", "minimum": 1},
             "logprobs": {"type": "boolean"},
@@ -173,8 +200,13 @@ fn schemas() -> Value {
         }), &["messages"]),
         "CompletionRequest": with(json!({
             "model": {"type": "string"},
-            "prompt": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}, {"type": "array", "items": {"type": "integer"}}, {"type": "array", "items": {"type": "array", "items": {"type": "integer"}}}]},
-            "suffix": {"type": "string", "description": "fill-in-the-middle; needs a model with FIM tokens"},
+            "prompt": {"oneOf": [
+                {"type": "string", "minLength": 1},
+                {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
+                {"type": "array", "minItems": 1, "items": token},
+                {"type": "array", "minItems": 1, "items": {"type": "array", "minItems": 1, "items": token}}
+            ]},
+            "suffix": suffix,
             "max_tokens": {"type": "integer", "minimum": 1},
             "echo": {"type": "boolean"},
             "logprobs": {"type": "integer", "minimum": 0, "maximum": 20},
@@ -187,31 +219,63 @@ fn schemas() -> Value {
                 "type": {"enum": ["message", "function_call", "function_call_output", "custom_tool_call", "custom_tool_call_output", "reasoning"]}
             }}}]},
             "tools": {"type": "array", "items": {"type": "object", "properties": {"type": {"type": "string", "description": "function, namespace and custom are used; hosted tool types are skipped"}}}},
-            "tool_choice": {"oneOf": [{"enum": ["none", "auto", "required"]}, {"type": "object"}]},
+            "tool_choice": {"oneOf": [{"enum": ["none", "auto", "required"]}, {"type": "object", "required": ["type"]}]},
             "parallel_tool_calls": {"type": "boolean"},
-            "text": {"type": "object", "properties": {"format": {"type": "object", "properties": {"type": {"enum": ["text", "json_object", "json_schema"]}}}}},
+            "text": {"type": "object", "properties": {"format": {"type": "object", "required": ["type"], "properties": {"type": {"enum": ["text", "json_object", "json_schema"]}}}}},
             "max_output_tokens": {"type": "integer", "minimum": 1},
             "temperature": {"type": "number", "minimum": 0, "maximum": 2},
             "top_p": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
             "stream": {"type": "boolean"},
             "store": {"type": "boolean", "description": "accepted; lathe never stores responses"},
-            "previous_response_id": {"type": "string", "description": "refused: send the history in input"},
+            "previous_response_id": {"type": "null", "description": "lathe stores nothing: send the history in input"},
             "include": {"type": "array", "items": {"type": "string"}},
             "top_logprobs": {"type": "integer", "minimum": 0, "maximum": 20},
             "reasoning": {"type": "object"}, "metadata": {"type": "object"}
         }},
-        "TokenizeRequest": {"type": "object", "properties": {
-            "model": {"type": "string"}, "prompt": {"type": "string"}, "messages": {"type": "array"},
+        "TokenizeRequest": {"type": "object", "oneOf": [{"required": ["prompt"]}, {"required": ["messages"]}], "properties": {
+            "model": {"type": "string"}, "prompt": {"type": "string"}, "messages": messages,
             "add_special_tokens": {"type": "boolean"}, "add_generation_prompt": {"type": "boolean"},
             "return_token_strs": {"type": "boolean"}
         }},
         "DetokenizeRequest": {"type": "object", "required": ["tokens"], "properties": {
-            "model": {"type": "string"}, "tokens": {"type": "array", "items": {"type": "integer"}}
+            "model": {"type": "string"}, "tokens": {"type": "array", "items": token}
         }}
     });
+    // Optional fields may be sent as null (serde reads a null as absent).
+    for schema in all.as_object_mut().into_iter().flat_map(|m| m.values_mut()) {
+        nullable_optionals(schema);
+    }
     // Chat refuses top_logprobs without logprobs: true, as OpenAI does.
     all["ChatCompletionRequest"]["dependentSchemas"] = json!({
         "top_logprobs": {"required": ["logprobs"], "properties": {"logprobs": {"const": true}}}
     });
     all
+}
+
+/// Lets every property of `schema` that is not required also be `null`.
+fn nullable_optionals(schema: &mut Value) {
+    let required: Vec<String> = schema["required"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (name, prop) in props.iter_mut() {
+        if required.contains(name) {
+            continue;
+        }
+        match prop.get_mut("type") {
+            Some(Value::String(t)) if t != "null" => {
+                let t = t.clone();
+                prop["type"] = json!([t, "null"]);
+            }
+            Some(_) => {}
+            None => *prop = json!({"anyOf": [prop.take(), {"type": "null"}]}),
+        }
+    }
 }

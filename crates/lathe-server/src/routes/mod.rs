@@ -68,8 +68,15 @@ fn layered(routes: Router<AppState>, state: AppState, body_limit: usize) -> Rout
         .with_state(state)
 }
 
-async fn openapi() -> Json<serde_json::Value> {
-    Json(crate::openapi::document())
+async fn openapi(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let info = state.engine().ok().map(|e| e.info().clone());
+    Json(crate::openapi::document(crate::openapi::Served {
+        auth: state.options().api_key.is_some(),
+        vocab_size: info.as_ref().map(|i| i.tokenizer.vocab_size()),
+        fim: info
+            .as_ref()
+            .is_none_or(|i| crate::fim::model_fim(i).is_some()),
+    }))
 }
 
 async fn not_found(req: Request) -> ApiError {

@@ -309,7 +309,8 @@ async fn the_openapi_document_is_as_strict_as_validation_where_issues_were_found
     assert_eq!(status, 200);
     let doc: Value = serde_json::from_slice(&bytes).unwrap();
     let chat = &doc["components"]["schemas"]["ChatCompletionRequest"];
-    let named = &chat["properties"]["tool_choice"]["oneOf"][1];
+    // Optional fields also take null: the field's own schema is the first of an anyOf.
+    let named = &chat["properties"]["tool_choice"]["anyOf"][0]["oneOf"][1];
     assert_eq!(named["required"], json!(["type", "function"]), "{named}");
     let calls = &chat["properties"]["messages"]["items"]["properties"]["tool_calls"]["items"];
     assert_eq!(
@@ -318,7 +319,21 @@ async fn the_openapi_document_is_as_strict_as_validation_where_issues_were_found
     );
     assert!(chat["dependentSchemas"]["top_logprobs"].is_object());
     let best_of = &doc["components"]["schemas"]["CompletionRequest"]["properties"]["best_of"];
-    assert_eq!(best_of["const"], 1, "{best_of}");
+    assert_eq!(best_of["anyOf"][0]["const"], 1, "{best_of}");
+    // An open server (no --api-key) declares no security; a guarded one does.
+    assert!(doc["paths"]["/v1/chat/completions"]["post"]
+        .get("security")
+        .is_none());
+    let guarded = lathe_server::app(state_with(ServerOptions {
+        api_key: Some("k".into()),
+        ..ServerOptions::default()
+    }));
+    let (_, bytes) = get(&guarded, "/openapi.json").await;
+    let guarded: Value = serde_json::from_slice(&bytes).unwrap();
+    assert!(guarded["paths"]["/v1/chat/completions"]["post"]["security"].is_array());
+    // Token ids are bounded by the served vocabulary.
+    let tokens = &doc["components"]["schemas"]["DetokenizeRequest"]["properties"]["tokens"];
+    assert_eq!(tokens["items"]["maximum"], 49151, "{tokens}");
     for (path, ops) in doc["paths"].as_object().unwrap() {
         for (method, op) in ops.as_object().unwrap() {
             for status in ["400", "405", "500"] {
