@@ -165,10 +165,10 @@ impl RequestRecord {
                 }
                 if self.first_token.is_none() {
                     self.first_token = Some(now);
-                    m.ttft.observe((now - self.arrived).as_secs_f64());
+                    m.observe_ttft((now - self.arrived).as_secs_f64());
                 }
                 if let Some(Some(prev)) = self.last_token.get(i) {
-                    m.itl.observe((now - *prev).as_secs_f64());
+                    m.observe_itl((now - *prev).as_secs_f64());
                 }
                 if let Some(slot) = self.last_token.get_mut(i) {
                     *slot = Some(now);
@@ -192,9 +192,11 @@ impl Drop for RequestRecord {
     fn drop(&mut self) {
         let m = self.state.metrics();
         let elapsed = self.arrived.elapsed();
-        m.e2e.observe(elapsed.as_secs_f64());
-        m.prompt_tokens.inc_by(self.prompt_tokens as u64);
-        m.generation_tokens.inc_by(self.completion_tokens as u64);
+        m.observe_finished(
+            elapsed.as_secs_f64(),
+            self.prompt_tokens as u64,
+            self.completion_tokens as u64,
+        );
         let status = match (&self.error, self.aborted, self.finished < self.choices) {
             (Some(_), _, _) => "error",
             (None, true, _) => "aborted",

@@ -112,6 +112,18 @@ impl AppState {
 
     /// Marks the model as loaded. A second call is ignored.
     pub fn set_engine(&self, engine: EngineHandle) {
+        let info = engine.info().clone();
+        let name = self
+            .inner
+            .options
+            .served_model_names
+            .first()
+            .cloned()
+            .unwrap_or_else(|| info.id.clone());
+        self.inner
+            .metrics
+            .vllm
+            .set_model(&name, info.block_size, info.num_blocks);
         let _ = self.inner.engine.set(Loaded {
             engine,
             grammar: OnceLock::new(),

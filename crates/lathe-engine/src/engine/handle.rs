@@ -53,6 +53,9 @@ pub struct EngineStats {
     pub prompt_tokens_total: AtomicU64,
     pub generation_tokens_total: AtomicU64,
     pub preemptions_total: AtomicU64,
+    /// Prompt tokens of admitted requests looked up in the prefix cache, and the hits.
+    pub prefix_cache_queries_total: AtomicU64,
+    pub prefix_cache_hits_total: AtomicU64,
     pub steps_total: AtomicU64,
 }
 

@@ -212,6 +212,11 @@ impl Worker {
             .store(self.scheduler.num_waiting(), Ordering::Relaxed);
         s.running
             .store(self.scheduler.num_running(), Ordering::Relaxed);
+        let prefix = self.scheduler.prefix_cache_stats();
+        s.prefix_cache_queries_total
+            .store(prefix.queried_tokens, Ordering::Relaxed);
+        s.prefix_cache_hits_total
+            .store(prefix.hit_tokens, Ordering::Relaxed);
         s.steps_total.fetch_add(1, Ordering::Relaxed);
     }
 }

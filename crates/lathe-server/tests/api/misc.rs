@@ -88,6 +88,82 @@ async fn metrics_count_requests_and_show_engine_gauges() {
     }
 }
 
+/// The value of the sample `name{labels}` in a text exposition.
+fn sample(text: &str, name_and_labels: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_under_vllm_names_with_their_types_for_the_routers() {
+    let app = lathe_server::app(state_with(lathe_server::ServerOptions {
+        served_model_names: vec!["coder".into()],
+        ..Default::default()
+    }));
+    // Long enough to fill blocks: the second request finds them in the prefix cache.
+    let prompt = "fn main() { println!(\"hello\"); } ".repeat(20);
+    for _ in 0..2 {
+        let (s, _) = post(
+            &app,
+            "/v1/completions",
+            json!({"prompt": prompt, "max_tokens": 3, "ignore_eos": true}),
+        )
+        .await;
+        assert_eq!(s, 200);
+    }
+    let (_, bytes) = get(&app, "/metrics").await;
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    let m = "{model_name=\"coder\"}";
+    for (name, kind) in [
+        ("vllm:num_requests_waiting", "gauge"),
+        ("vllm:num_requests_running", "gauge"),
+        ("vllm:kv_cache_usage_perc", "gauge"),
+        ("vllm:cache_config_info", "gauge"),
+        ("vllm:prefix_cache_queries_total", "counter"),
+        ("vllm:prefix_cache_hits_total", "counter"),
+        ("vllm:num_preemptions_total", "counter"),
+        ("vllm:prompt_tokens_total", "counter"),
+        ("vllm:generation_tokens_total", "counter"),
+        ("vllm:time_to_first_token_seconds", "histogram"),
+        ("vllm:inter_token_latency_seconds", "histogram"),
+        ("vllm:e2e_request_latency_seconds", "histogram"),
+        ("lathe_preemptions_total", "counter"),
+        ("lathe_prefix_cache_hits_tokens_total", "counter"),
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {name} {kind}\n")),
+            "{name} as a {kind} missing from\n{text}"
+        );
+    }
+    let usage = sample(&text, &format!("vllm:kv_cache_usage_perc{m}")).unwrap();
+    assert!((0.0..=1.0).contains(&usage), "{usage}");
+    assert_eq!(
+        sample(&text, &format!("vllm:generation_tokens_total{m}")),
+        Some(6.0)
+    );
+    assert_eq!(
+        sample(&text, &format!("vllm:e2e_request_latency_seconds_count{m}")),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample(&text, &format!("vllm:time_to_first_token_seconds_count{m}")),
+        Some(2.0)
+    );
+    let queried = sample(&text, &format!("vllm:prefix_cache_queries_total{m}")).unwrap();
+    let hits = sample(&text, &format!("vllm:prefix_cache_hits_total{m}")).unwrap();
+    assert!(
+        hits >= 16.0 && queried >= 2.0 * 200.0 && hits <= queried,
+        "{hits} of {queried}"
+    );
+    let info = engine().info().clone();
+    let config = format!(
+        "vllm:cache_config_info{{block_size=\"{}\",model_name=\"coder\",num_gpu_blocks=\"{}\"}} 1",
+        info.block_size, info.num_blocks
+    );
+    assert!(text.contains(&config), "{config} missing from\n{text}");
+}
+
 #[tokio::test]
 async fn openapi_documents_exactly_the_routes() {
     let app = app();

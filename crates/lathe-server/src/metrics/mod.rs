@@ -1,6 +1,9 @@
 //! Prometheus metrics. One registry per `AppState` (no global state), rendered by `GET /metrics`.
 //! Request counts and latencies are recorded by the server as requests finish; engine gauges
-//! (queue, running, KV blocks) are read from `EngineHandle::stats()` at scrape time.
+//! (queue, running, KV blocks) are read from `EngineHandle::stats()` at scrape time. The same
+//! numbers are also exported under vLLM's names (`vllm.rs`) for the routers.
+
+pub mod vllm;
 
 use std::sync::atomic::Ordering;
 
@@ -20,12 +23,15 @@ pub struct Metrics {
     pub kv_blocks_used: IntGauge,
     pub kv_blocks_free: IntGauge,
     pub kv_blocks_total: IntGauge,
-    pub preemptions: IntGauge,
+    pub preemptions: IntCounter,
+    pub prefix_queries: IntCounter,
+    pub prefix_hits: IntCounter,
     pub prompt_tokens: IntCounter,
     pub generation_tokens: IntCounter,
     pub ttft: Histogram,
     pub itl: Histogram,
     pub e2e: Histogram,
+    pub vllm: vllm::VllmMetrics,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -67,9 +73,17 @@ impl Metrics {
             kv_blocks_used: gauge("lathe_kv_blocks_used", "KV-cache blocks in use"),
             kv_blocks_free: gauge("lathe_kv_blocks_free", "KV-cache blocks free"),
             kv_blocks_total: gauge("lathe_kv_blocks_total", "KV-cache blocks in the pool"),
-            preemptions: gauge(
-                "lathe_preemptions",
-                "Preemptions since start (engine counter)",
+            preemptions: counter(
+                "lathe_preemptions_total",
+                "Requests preempted (KV blocks taken back, recomputed later) since start",
+            ),
+            prefix_queries: counter(
+                "lathe_prefix_cache_queries_tokens_total",
+                "Prompt tokens of admitted requests looked up in the prefix cache",
+            ),
+            prefix_hits: counter(
+                "lathe_prefix_cache_hits_tokens_total",
+                "Of those, tokens served from the prefix cache",
             ),
             prompt_tokens: counter(
                 "lathe_prompt_tokens_total",
@@ -91,6 +105,7 @@ impl Metrics {
                 "lathe_e2e_request_latency_seconds",
                 "Time from request arrival to its last token",
             ),
+            vllm: vllm::VllmMetrics::new(),
             registry,
         };
         m.register_all();
@@ -108,6 +123,8 @@ impl Metrics {
             Box::new(self.kv_blocks_free.clone()),
             Box::new(self.kv_blocks_total.clone()),
             Box::new(self.preemptions.clone()),
+            Box::new(self.prefix_queries.clone()),
+            Box::new(self.prefix_hits.clone()),
             Box::new(self.prompt_tokens.clone()),
             Box::new(self.generation_tokens.clone()),
             Box::new(self.ttft.clone()),
@@ -117,6 +134,28 @@ impl Metrics {
         for c in boxed {
             r.register(c).expect("metric names are unique");
         }
+        vllm::register(&self.vllm, r);
+    }
+
+    /// Time to the first token of a request.
+    pub fn observe_ttft(&self, secs: f64) {
+        self.ttft.observe(secs);
+        self.vllm.observe_ttft(secs);
+    }
+
+    /// Time between two tokens of a request.
+    pub fn observe_itl(&self, secs: f64) {
+        self.itl.observe(secs);
+        self.vllm.observe_itl(secs);
+    }
+
+    /// A finished request: its latency and token counts.
+    pub fn observe_finished(&self, secs: f64, prompt_tokens: u64, generation_tokens: u64) {
+        self.e2e.observe(secs);
+        self.prompt_tokens.inc_by(prompt_tokens);
+        self.generation_tokens.inc_by(generation_tokens);
+        self.vllm
+            .observe_finished(secs, prompt_tokens, generation_tokens);
     }
 
     /// Counts one answered request.
@@ -136,8 +175,21 @@ impl Metrics {
             self.kv_blocks_free.set(free as i64);
             self.kv_blocks_total.set(total as i64);
             self.kv_blocks_used.set(total.saturating_sub(free) as i64);
-            self.preemptions
-                .set(s.preemptions_total.load(Ordering::Relaxed) as i64);
+            // The engine keeps the totals; a counter only moves forward to them.
+            let catch_up = |c: &IntCounter, total: u64| c.inc_by(total.saturating_sub(c.get()));
+            catch_up(
+                &self.preemptions,
+                s.preemptions_total.load(Ordering::Relaxed),
+            );
+            catch_up(
+                &self.prefix_queries,
+                s.prefix_cache_queries_total.load(Ordering::Relaxed),
+            );
+            catch_up(
+                &self.prefix_hits,
+                s.prefix_cache_hits_total.load(Ordering::Relaxed),
+            );
+            self.vllm.refresh(s);
         }
         let mut buf = Vec::new();
         TextEncoder::new()
