@@ -38,6 +38,13 @@ pub struct EngineArgs {
     /// Threads of lathe's CPU kernels (default: every core).
     #[arg(long, env = "LATHE_NUM_THREADS")]
     pub threads: Option<usize>,
+    /// Publish prefix-cache events (vLLM's ZMQ format) on this endpoint, e.g. tcp://*:5557,
+    /// for llm-d's precise prefix scorer or NVIDIA Dynamo. Off by default.
+    #[arg(long)]
+    pub kv_events_endpoint: Option<String>,
+    /// Topic of the KV events (default: kv@<host name>@<model>, llm-d's convention).
+    #[arg(long)]
+    pub kv_events_topic: Option<String>,
 }
 
 impl EngineArgs {
@@ -54,6 +61,15 @@ impl EngineArgs {
             max_num_batched_tokens: self.max_num_batched_tokens,
             max_model_len: self.max_model_len,
             enable_prefix_caching: !self.no_prefix_caching,
+            kv_events: self.kv_events_endpoint.as_ref().map(|endpoint| {
+                lathe_engine::KvEventsConfig {
+                    endpoint: endpoint.clone(),
+                    topic: self
+                        .kv_events_topic
+                        .clone()
+                        .unwrap_or_else(|| format!("kv@{}@{}", host_name(), self.model)),
+                }
+            }),
         })
     }
 
@@ -63,4 +79,14 @@ impl EngineArgs {
         }
         lathe_engine::start(self.to_config()?)
     }
+}
+
+/// The pod's name in Kubernetes (HOSTNAME), else the kernel's host name.
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|| "localhost".into())
 }

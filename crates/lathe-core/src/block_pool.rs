@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 
 use crate::hash::BlockHash;
+use crate::kv_events::{KvEvent, KvEventLog};
 use crate::lru::LruList;
 use crate::BlockId;
 
@@ -24,6 +25,8 @@ pub struct BlockPool {
     evictable: LruList,
     cached: HashMap<BlockHash, BlockId>,
     num_evictions: u64,
+    /// Evictions, for KV-event subscribers (off unless enabled).
+    pub(crate) events: KvEventLog,
 }
 
 impl BlockPool {
@@ -37,6 +40,7 @@ impl BlockPool {
             evictable: LruList::new(num_blocks),
             cached: HashMap::new(),
             num_evictions: 0,
+            events: KvEventLog::default(),
         }
     }
 
@@ -83,6 +87,7 @@ impl BlockPool {
                 let id = self.evictable.pop_front()?;
                 if let Some(h) = self.hashes[id as usize].take() {
                     self.cached.remove(&h);
+                    self.events.push(KvEvent::Removed { hashes: vec![h] });
                 }
                 self.num_evictions += 1;
                 id
@@ -165,6 +170,11 @@ impl BlockPool {
         self.cached.insert(hash, id);
         self.hashes[id as usize] = Some(hash);
         true
+    }
+
+    /// Every key in the prefix cache (O(n); tests and diagnostics).
+    pub fn cached_hashes(&self) -> Vec<BlockHash> {
+        self.cached.keys().copied().collect()
     }
 
     /// Evictable blocks, next victim first (O(n); tests and diagnostics).

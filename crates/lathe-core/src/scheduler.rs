@@ -5,6 +5,7 @@ use std::collections::{HashMap, VecDeque};
 
 use crate::block_pool::BlockPool;
 use crate::config::{KvCacheConfig, SchedulerConfig};
+use crate::kv_events::KvEvent;
 use crate::output::{ScheduledSeq, SchedulerError, SchedulerOutput};
 use crate::request::{Request, RequestStatus};
 use crate::{BlockId, RequestId};
@@ -284,11 +285,42 @@ impl Scheduler {
 
     fn register_full_blocks(pool: &mut BlockPool, req: &mut Request, bs: usize) {
         let full = (req.num_computed_tokens / bs).min(req.block_table.len());
+        let mut stored: Vec<usize> = Vec::new();
         for i in req.num_registered_blocks..full {
             // A false return means another block already caches this prefix; fine.
-            pool.register(req.block_table[i], req.block_hashes[i]);
+            if pool.register(req.block_table[i], req.block_hashes[i]) {
+                stored.push(i);
+            }
         }
         req.num_registered_blocks = req.num_registered_blocks.max(full);
+        if pool.events.is_enabled() {
+            // One event per run of consecutive blocks, as vLLM reports them.
+            for run in stored.chunk_by(|a, b| b == &(a + 1)) {
+                let (first, last) = (run[0], run[run.len() - 1]);
+                pool.events.push(KvEvent::Stored {
+                    hashes: run.iter().map(|&i| req.block_hashes[i]).collect(),
+                    parent: first.checked_sub(1).map(|p| req.block_hashes[p]),
+                    tokens: req.token_ids[first * bs..(last + 1) * bs].to_vec(),
+                });
+            }
+        }
+    }
+
+    /// Records prefix-cache events from now on (see [`Self::drain_kv_events`]); the first
+    /// event is `AllCleared`, the cache being empty.
+    pub fn enable_kv_events(&mut self) {
+        self.pool.events.enable();
+        self.pool.events.push(KvEvent::AllCleared);
+    }
+
+    /// Prefix-cache events since the last call (empty unless enabled).
+    pub fn drain_kv_events(&mut self) -> Vec<KvEvent> {
+        self.pool.events.drain()
+    }
+
+    /// Every key in the prefix cache (O(n); tests and diagnostics).
+    pub fn cached_block_hashes(&self) -> Vec<crate::hash::BlockHash> {
+        self.pool.cached_hashes()
     }
 
     /// The request is done (stop, EOS, length — the engine's call), cancelled or failed: drop

@@ -6,6 +6,7 @@ pub mod chat_template;
 pub mod constraint;
 pub mod detokenizer;
 pub mod engine;
+pub mod kv_publisher;
 pub mod prompt;
 pub mod runner;
 pub mod sampler;
@@ -17,4 +18,5 @@ pub use engine::{
     GenerateRequest, Generated, ModelInfo, RequestStopper, RequestStream, StreamEvent, SubmitError,
     TokenDelta,
 };
+pub use kv_publisher::KvEventsConfig;
 pub use lathe_core::SamplingParams;

@@ -38,6 +38,8 @@ pub(crate) enum Command {
         tx: tokio::sync::mpsc::UnboundedSender<StreamEvent>,
     },
     Abort(RequestId),
+    /// The prefix cache's keys (diagnostics, tests).
+    CachedBlocks(Sender<Vec<lathe_core::BlockHash>>),
     /// Finish the request now as if it had stopped (`FinishReason::Stop`, usage counted).
     Stop(RequestId),
     Shutdown,
@@ -109,6 +111,14 @@ impl EngineHandle {
 
     pub fn stats(&self) -> &EngineStats {
         &self.stats
+    }
+
+    /// The keys in the prefix cache right now, after the current step (diagnostics and tests:
+    /// a KV-event subscriber must have the same set). `None` if the engine has stopped.
+    pub fn cached_block_hashes(&self) -> Option<Vec<lathe_core::BlockHash>> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.tx.send(Command::CachedBlocks(tx)).ok()?;
+        rx.recv_timeout(std::time::Duration::from_secs(30)).ok()
     }
 
     /// Asks the engine thread to stop after the current step; pending requests end with Abort.

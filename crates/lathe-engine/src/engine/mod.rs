@@ -75,6 +75,8 @@ pub struct EngineConfig {
     /// Context window; default: the model's (registry, then config).
     pub max_model_len: Option<usize>,
     pub enable_prefix_caching: bool,
+    /// Publish prefix-cache events for routers (off by default).
+    pub kv_events: Option<crate::KvEventsConfig>,
 }
 
 impl Default for EngineConfig {
@@ -91,6 +93,7 @@ impl Default for EngineConfig {
             max_num_batched_tokens: 2048,
             max_model_len: None,
             enable_prefix_caching: true,
+            kv_events: None,
         }
     }
 }
@@ -145,7 +148,7 @@ pub fn start(cfg: EngineConfig) -> Result<EngineHandle> {
         None => kv_blocks_for_memory(&cfg, &spec, &device)?,
     };
     let kv = KvCache::new(&spec.kv, num_blocks, cfg.block_size, &device)?;
-    let scheduler = Scheduler::new(
+    let mut scheduler = Scheduler::new(
         SchedulerConfig {
             max_num_batched_tokens: cfg.max_num_batched_tokens,
             max_num_seqs: cfg.max_num_seqs,
@@ -158,6 +161,18 @@ pub fn start(cfg: EngineConfig) -> Result<EngineHandle> {
             enable_prefix_caching: cfg.enable_prefix_caching,
         },
     );
+    let kv_events = match &cfg.kv_events {
+        Some(c) => {
+            scheduler.enable_kv_events();
+            let medium = if device.is_cpu() { "CPU" } else { "GPU" };
+            Some(crate::kv_publisher::KvPublisher::start(
+                c,
+                cfg.block_size,
+                medium,
+            )?)
+        }
+        None => None,
+    };
     let caps = Capabilities::detect(
         &|t: &str| tokenizer.token_to_id(t).is_some(),
         tokenizer.chat_template(),
@@ -192,6 +207,7 @@ pub fn start(cfg: EngineConfig) -> Result<EngineHandle> {
         stats: stats.clone(),
         max_model_len,
         active: HashMap::new(),
+        kv_events,
     };
     std::thread::Builder::new()
         .name("lathe-engine".into())

@@ -24,6 +24,7 @@ pub(crate) struct Worker {
     pub stats: Arc<EngineStats>,
     pub max_model_len: usize,
     pub active: HashMap<RequestId, ActiveRequest>,
+    pub kv_events: Option<crate::kv_publisher::KvPublisher>,
 }
 
 impl Worker {
@@ -53,6 +54,9 @@ impl Worker {
             }
             if self.scheduler.has_unfinished() {
                 self.step();
+            }
+            if let Some(p) = &self.kv_events {
+                p.publish(self.scheduler.drain_kv_events());
             }
             self.publish_stats();
         }
@@ -92,6 +96,9 @@ impl Worker {
                     self.scheduler.finish_request(id);
                     req.finish(FinishReason::Abort, None, String::new(), 0);
                 }
+            }
+            Command::CachedBlocks(reply) => {
+                let _ = reply.send(self.scheduler.cached_block_hashes());
             }
             Command::Stop(id) => {
                 if self.active.contains_key(&id) {
