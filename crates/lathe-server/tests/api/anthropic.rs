@@ -419,16 +419,13 @@ async fn the_api_key_is_read_from_x_api_key_or_bearer() {
     .await;
     assert_eq!(status, 200);
     // The OpenAI routes take the same header.
-    let (status, _) = {
-        let (s, _, b) = send(
-            &app,
-            Method::GET,
-            "/v1/models",
-            axum::body::Body::empty(),
-            &[("x-api-key", "sk-ant-test")],
-        )
-        .await;
-        (s, b)
-    };
+    let (status, _, _) = send(
+        &app,
+        Method::GET,
+        "/v1/models",
+        axum::body::Body::empty(),
+        &[("x-api-key", "sk-ant-test")],
+    )
+    .await;
     assert_eq!(status, 200);
 }
