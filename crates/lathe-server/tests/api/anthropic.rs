@@ -429,3 +429,15 @@ async fn the_api_key_is_read_from_x_api_key_or_bearer() {
     .await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn an_oversized_body_is_request_too_large() {
+    let app = lathe_server::app(state_with(lathe_server::ServerOptions {
+        max_body_bytes: 256,
+        ..Default::default()
+    }));
+    let big = json!({"max_tokens": 1, "messages": [{"role": "user", "content": "x".repeat(1024)}]});
+    let (status, body) = post(&app, MESSAGES, big).await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(anthropic_error(&body), "request_too_large");
+}
