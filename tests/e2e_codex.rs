@@ -12,7 +12,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 fn strip_ansi(s: &str) -> String {
@@ -46,33 +45,19 @@ fn completed_items(jsonl: &str) -> Vec<serde_json::Value> {
 fn codex_exec_with_its_default_config_runs_a_tool_the_model_called() {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("codex-e2e");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/codex-e2e.sh");
-    let port = common::free_port();
-    let mut child = Command::new("bash")
-        .arg(script)
-        .env("LATHE_BIN", env!("CARGO_BIN_EXE_lathe"))
-        .env("CODEX_E2E_DIR", &dir)
-        .env("CODEX_E2E_PORT", port.to_string())
-        .spawn()
-        .expect("bash runs the script");
-    let status = common::wait_timeout(&mut child, Duration::from_secs(1500)).unwrap_or_else(|| {
-        let _ = child.kill();
-        panic!("codex-e2e.sh did not finish in 25 minutes")
-    });
-    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
-    if status.code() == Some(77) {
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-        assert!(
-            !ci,
-            "e2e_codex cannot run Codex here (reason above) and CI=true: a NOT RUN must not pass in CI"
-        );
-        eprintln!(
-            "\n{bar}\n!! e2e_codex: NOT RUN — this machine cannot run Codex in a loopback-only \
-             namespace (see the reason above).\n!! Run it by hand: scripts/codex-e2e.sh \
-             (README: Use with Codex CLI)\n{bar}\n",
-            bar = "!".repeat(78)
-        );
+    let port = common::free_port().to_string();
+    let Some(status) = common::run_client_script(
+        "e2e_codex",
+        script,
+        &[
+            ("CODEX_E2E_DIR", dir.to_str().unwrap()),
+            ("CODEX_E2E_PORT", &port),
+        ],
+        Duration::from_secs(1500),
+    ) else {
         return;
-    }
+    };
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
     let (out, err, log) = (
         read("codex.out"),
         read("codex.err"),

@@ -98,3 +98,38 @@ pub fn start_server(extra_args: &[&str]) -> (Server, u16) {
         std::thread::sleep(Duration::from_millis(250));
     }
 }
+
+/// Runs a real-client end-to-end script (`scripts/<name>-e2e.sh` style: exit 77 = this machine
+/// cannot run it) with `envs`, for at most `limit`. `None` when it could not run: that fails
+/// under `CI=true` (a NOT RUN must not pass in CI) and is said loudly otherwise.
+pub fn run_client_script(
+    test: &str,
+    script: &str,
+    envs: &[(&str, &str)],
+    limit: Duration,
+) -> Option<std::process::ExitStatus> {
+    let mut child = Command::new("bash")
+        .arg(script)
+        .env("LATHE_BIN", env!("CARGO_BIN_EXE_lathe"))
+        .envs(envs.iter().copied())
+        .spawn()
+        .expect("bash runs the script");
+    let status = wait_timeout(&mut child, limit).unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("{script} did not finish in {} s", limit.as_secs())
+    });
+    if status.code() != Some(77) {
+        return Some(status);
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    assert!(
+        !ci,
+        "{test} cannot run its client here (reason above) and CI=true: a NOT RUN must not pass in CI"
+    );
+    eprintln!(
+        "\n{bar}\n!! {test}: NOT RUN — this machine cannot run the client in a loopback-only \
+         namespace (see the reason above).\n!! Run it by hand: {script}\n{bar}\n",
+        bar = "!".repeat(78)
+    );
+    None
+}

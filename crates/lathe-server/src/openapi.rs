@@ -27,6 +27,20 @@ pub const ROUTES: &[(&str, &str, &str, Option<&str>, bool)] = &[
         Some("ResponsesRequest"),
         true,
     ),
+    (
+        "post",
+        "/v1/messages",
+        "Anthropic Messages API, for Claude Code (JSON or Anthropic SSE events; Anthropic error bodies)",
+        Some("MessagesRequest"),
+        true,
+    ),
+    (
+        "post",
+        "/v1/messages/count_tokens",
+        "Prompt tokens of a Messages request",
+        Some("MessagesRequest"),
+        true,
+    ),
     ("get", "/v1/models", "List the served model", None, true),
     ("get", "/v1/models/{id}", "One served model", None, true),
     (
@@ -94,6 +108,9 @@ pub fn document(served: Served) -> Value {
             op["security"] = json!([{"bearer": []}]);
             op["responses"]["401"] = json!({"$ref": "#/components/responses/Error"});
         }
+        if path.starts_with("/v1/messages") {
+            anthropic_errors(&mut op);
+        }
         if path.contains("{id}") {
             op["parameters"] = json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}]);
         }
@@ -110,10 +127,28 @@ pub fn document(served: Served) -> Value {
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "responses": {"Error": {"description": "OpenAI-style error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
+            "responses": {
+                "Error": {"description": "OpenAI-style error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+                "AnthropicError": {"description": "Anthropic-style error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AnthropicError"}}}}
+            },
             "schemas": schemas(served)
         }
     })
+}
+
+/// The Anthropic routes answer errors in Anthropic's shape, and 503 as 529 (overloaded).
+fn anthropic_errors(op: &mut Value) {
+    let Some(responses) = op["responses"].as_object_mut() else {
+        return;
+    };
+    if responses.remove("503").is_some() {
+        responses.insert("529".into(), json!({}));
+    }
+    for (status, r) in responses.iter_mut() {
+        if status != "200" {
+            *r = json!({"$ref": "#/components/responses/AnthropicError"});
+        }
+    }
 }
 
 fn schemas(served: Served) -> Value {
@@ -170,6 +205,14 @@ fn schemas(served: Served) -> Value {
             "properties": {"error": {"type": "object", "properties": {
                 "message": {"type": "string"}, "type": {"type": "string"},
                 "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]}
+            }}}
+        },
+        "AnthropicError": {
+            "type": "object", "required": ["type", "error"],
+            "properties": {"type": {"const": "error"}, "error": {"type": "object", "required": ["type", "message"], "properties": {
+                "type": {"enum": ["invalid_request_error", "authentication_error", "permission_error", "not_found_error",
+                    "request_too_large", "rate_limit_error", "api_error", "overloaded_error"]},
+                "message": {"type": "string"}
             }}}
         },
         "ChatCompletionRequest": with(json!({
@@ -231,6 +274,28 @@ fn schemas(served: Served) -> Value {
             "include": {"type": "array", "items": {"type": "string"}},
             "top_logprobs": {"type": "integer", "minimum": 0, "maximum": 20},
             "reasoning": {"type": "object"}, "metadata": {"type": "object"}
+        }},
+        "MessagesRequest": {"type": "object", "required": ["messages"], "properties": {
+            "model": {"type": "string"},
+            "max_tokens": {"type": "integer", "minimum": 1, "description": "a ceiling: capped by what the context window leaves"},
+            "system": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}], "description": "a leading x-anthropic-billing-header block is dropped"},
+            "messages": {"type": "array", "minItems": 1, "items": {"type": "object", "required": ["role", "content"], "properties": {
+                "role": {"enum": ["user", "assistant", "system"]},
+                "content": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "object", "properties": {
+                    "type": {"enum": ["text", "tool_use", "tool_result", "thinking", "redacted_thinking"]}
+                }}}]}
+            }}},
+            "tools": {"type": "array", "items": {"type": "object", "required": ["name"], "properties": {
+                "name": {"type": "string"}, "description": {"type": "string"}, "input_schema": {"type": "object"}
+            }}},
+            "tool_choice": {"type": "object", "properties": {"type": {"enum": ["auto", "any", "tool", "none"]}, "name": {"type": "string"}, "disable_parallel_tool_use": {"type": "boolean"}}},
+            "stop_sequences": {"type": "array", "items": {"type": "string"}, "maxItems": 16},
+            "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+            "top_p": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+            "top_k": {"type": "integer"},
+            "stream": {"type": "boolean"},
+            "thinking": {"type": "object", "description": "accepted; a thinking model's reasoning comes back as thinking blocks"},
+            "metadata": {"type": "object"}
         }},
         "TokenizeRequest": {"type": "object", "oneOf": [{"required": ["prompt"]}, {"required": ["messages"]}], "properties": {
             "model": {"type": "string"}, "prompt": {"type": "string"}, "messages": messages,

@@ -3,6 +3,7 @@
 //! what we answer (`*Response`, `*Chunk`). No logic lives here; `validation` turns requests into
 //! `Valid*` types.
 
+pub mod anthropic;
 pub mod chat;
 pub mod common;
 pub mod completions;
@@ -10,6 +11,7 @@ pub mod infill;
 pub mod misc;
 pub mod responses;
 
+pub use anthropic::*;
 pub use chat::*;
 pub use common::*;
 pub use completions::*;

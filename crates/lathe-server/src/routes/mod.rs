@@ -5,6 +5,10 @@
 //! wrong method, oversized body — the OpenAI error body), the body limit, panic catching (a
 //! panic in a handler is a 500 with a body, logged with its message), tracing spans.
 
+mod anthropic;
+mod anthropic_error;
+mod anthropic_output;
+mod anthropic_stream;
 mod chat;
 mod chat_stream;
 pub mod common;
@@ -50,11 +54,20 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             crate::auth::require_api_key,
         ));
+    // Anthropic's error bodies for the Anthropic routes, the API key check included.
+    let anthropic = Router::new()
+        .route("/v1/messages", post(anthropic::messages))
+        .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
+        .route_layer(from_fn_with_state(
+            state.clone(),
+            crate::auth::require_api_key,
+        ))
+        .route_layer(axum::middleware::from_fn(anthropic_error::anthropic_errors));
     let open = Router::new()
         .route("/health", get(health::health))
         .route("/metrics", get(metrics::metrics))
         .route("/openapi.json", get(openapi));
-    layered(api.merge(open), state, limit)
+    layered(api.merge(anthropic).merge(open), state, limit)
 }
 
 /// The shared layers around `routes`.

@@ -4,6 +4,7 @@
 //! 2. `prepare_*` (blocking: chat template, tokenizer, grammar compilation — called from
 //!    `spawn_blocking`): prompt tokens, context-window check, compiled constraints.
 
+pub mod anthropic;
 pub mod chat;
 pub mod completions;
 pub mod infill;

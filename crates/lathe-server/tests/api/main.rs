@@ -3,6 +3,7 @@
 
 mod common;
 
+mod anthropic;
 mod chat;
 mod completions;
 mod errors;

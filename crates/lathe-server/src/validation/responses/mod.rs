@@ -83,19 +83,11 @@ pub fn validate(state: &AppState, body: &Value) -> Result<ValidResponses, ApiErr
         .ok_or_else(|| ApiError::invalid("input".to_string(), "`input` is required"))?;
     let declared = req.tools.clone().unwrap_or_default();
     let (tools, map) = tools::tools(&declared)?;
-    let (mut tools, tool_choice) = tools::tool_choice(req.tool_choice.as_ref(), tools)?;
-    // Agent frontends always send their tools; a model that cannot call tools still answers
-    // in text when it is not forced to call one (a forced call is still refused).
+    let (tools, tool_choice) = tools::tool_choice(req.tool_choice.as_ref(), tools)?;
     let forced = tool_choice
         .as_ref()
         .is_some_and(|c| c != "auto" && c != "none");
-    if !tools.is_empty() && !forced && !model_calls_tools(state)? {
-        tracing::info!(
-            tools = tools.len(),
-            "the model has no tool-call format: answering without the request's tools"
-        );
-        tools.clear();
-    }
+    let tools = usable_tools(state, tools, forced)?;
     let tool_choice = tool_choice.filter(|_| !tools.is_empty());
     let messages = input::messages(req.instructions.as_deref(), input)?;
     let logprobs = req
@@ -168,6 +160,24 @@ pub fn validate(state: &AppState, body: &Value) -> Result<ValidResponses, ApiErr
         logprobs,
         echo,
     })
+}
+
+/// The request's tools, or none when the model cannot call tools and is not forced to: agent
+/// frontends always send their tools, and such a model still answers in text (a forced call is
+/// still refused by the chat validation).
+pub(crate) fn usable_tools(
+    state: &AppState,
+    tools: Vec<Value>,
+    forced: bool,
+) -> Result<Vec<Value>, ApiError> {
+    if tools.is_empty() || forced || model_calls_tools(state)? {
+        return Ok(tools);
+    }
+    tracing::info!(
+        tools = tools.len(),
+        "the model has no tool-call format: answering without the request's tools"
+    );
+    Ok(Vec::new())
 }
 
 /// Whether the served model has a tool-call format lathe parses.
