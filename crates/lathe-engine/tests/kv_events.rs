@@ -29,7 +29,8 @@ fn free_port() -> u16 {
 fn a_subscriber_ends_with_exactly_the_engines_prefix_cache() {
     let port = free_port();
     let engine = engine(EngineConfig {
-        num_blocks: Some(48),
+        // Far too small for six concurrent requests even once their preamble is shared.
+        num_blocks: Some(32),
         max_num_seqs: 6,
         kv_events: Some(KvEventsConfig {
             endpoint: format!("tcp://127.0.0.1:{port}"),
@@ -70,7 +71,7 @@ fn a_subscriber_ends_with_exactly_the_engines_prefix_cache() {
                     &format!("{preamble}\nQuestion {round}-{i}: what is a trait?"),
                 );
                 engine
-                    .submit(GenerateRequest::new(p, greedy(40 + 10 * i)))
+                    .submit(GenerateRequest::new(p, greedy(60 + 15 * i)))
                     .unwrap()
             })
             .collect();
