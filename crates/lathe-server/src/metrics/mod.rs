@@ -175,20 +175,10 @@ impl Metrics {
             self.kv_blocks_free.set(free as i64);
             self.kv_blocks_total.set(total as i64);
             self.kv_blocks_used.set(total.saturating_sub(free) as i64);
-            // The engine keeps the totals; a counter only moves forward to them.
-            let catch_up = |c: &IntCounter, total: u64| c.inc_by(total.saturating_sub(c.get()));
-            catch_up(
-                &self.preemptions,
-                s.preemptions_total.load(Ordering::Relaxed),
-            );
-            catch_up(
-                &self.prefix_queries,
-                s.prefix_cache_queries_total.load(Ordering::Relaxed),
-            );
-            catch_up(
-                &self.prefix_hits,
-                s.prefix_cache_hits_total.load(Ordering::Relaxed),
-            );
+            let [preemptions, queries, hits] = engine_totals(s);
+            advance(&self.preemptions, preemptions);
+            advance(&self.prefix_queries, queries);
+            advance(&self.prefix_hits, hits);
             self.vllm.refresh(s);
         }
         let mut buf = Vec::new();
@@ -197,6 +187,21 @@ impl Metrics {
             .expect("text encoding cannot fail");
         String::from_utf8(buf).unwrap_or_default()
     }
+}
+
+/// The engine's cumulative counts that counters mirror: preemptions, prefix-cache query and
+/// hit tokens.
+pub(crate) fn engine_totals(s: &EngineStats) -> [u64; 3] {
+    [
+        s.preemptions_total.load(Ordering::Relaxed),
+        s.prefix_cache_queries_total.load(Ordering::Relaxed),
+        s.prefix_cache_hits_total.load(Ordering::Relaxed),
+    ]
+}
+
+/// Moves a counter forward to the engine's running `total` (counters never go back).
+pub(crate) fn advance(c: &IntCounter, total: u64) {
+    c.inc_by(total.saturating_sub(c.get()));
 }
 
 impl Default for Metrics {

@@ -184,23 +184,14 @@ impl VllmMetrics {
         } else {
             used / total as f64
         });
-        // The engine keeps the totals; a counter only moves forward to them.
-        let catch_up = |c: &IntCounterVec, total: u64| {
-            let c = c.with_label_values(&[m]);
-            c.inc_by(total.saturating_sub(c.get()));
-        };
-        catch_up(
-            &self.prefix_queries,
-            s.prefix_cache_queries_total.load(Ordering::Relaxed),
-        );
-        catch_up(
-            &self.prefix_hits,
-            s.prefix_cache_hits_total.load(Ordering::Relaxed),
-        );
-        catch_up(
-            &self.preemptions,
-            s.preemptions_total.load(Ordering::Relaxed),
-        );
+        let [preemptions, queries, hits] = super::engine_totals(s);
+        for (counter, total) in [
+            (&self.preemptions, preemptions),
+            (&self.prefix_queries, queries),
+            (&self.prefix_hits, hits),
+        ] {
+            super::advance(&counter.with_label_values(&[m]), total);
+        }
     }
 }
 
