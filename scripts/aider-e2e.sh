@@ -22,21 +22,9 @@ MODEL=${AIDER_E2E_MODEL:-qwen2.5-coder-0.5b-instruct}
 VENV="$OUT/venv"
 AIDER="$VENV/bin/aider"
 
-skip() {
-    echo "aider-e2e: CANNOT RUN HERE: $*" >&2
-    exit 77
-}
-
-# GET /health answers 200 (bash's /dev/tcp: no curl needed).
-healthy() {
-    local line
-    # Braces: a bare `exec … 2>/dev/null` would silence this shell's stderr for good.
-    { exec 3<>"/dev/tcp/127.0.0.1/$PORT"; } 2>/dev/null || return 1
-    printf 'GET /health HTTP/1.0\r\n\r\n' >&3
-    IFS= read -r line <&3 || true
-    exec 3<&-
-    [[ "$line" == *" 200"* ]]
-}
+E2E_NAME=aider-e2e
+# shellcheck source=scripts/e2e-lib.sh
+source "$ROOT/scripts/e2e-lib.sh"
 
 inside() {
     # In the namespace: loopback up, server, Aider, server down.
@@ -72,9 +60,7 @@ if [[ "${1:-}" == "--inside" ]]; then
 fi
 
 command -v python3 >/dev/null || skip "python3 is not installed"
-command -v ip >/dev/null || skip "ip (iproute2) is not installed"
-command -v unshare >/dev/null || skip "unshare (util-linux) is not installed"
-unshare -n true 2>/dev/null || skip "unshare -n is not permitted (needs root or unprivileged user namespaces)"
+require_namespace
 
 if [[ ! -x "$AIDER" ]] || [[ "$("$AIDER" --version 2>/dev/null)" != *"$AIDER_VERSION"* ]]; then
     echo "aider-e2e: installing aider-chat==$AIDER_VERSION from PyPI into $VENV" >&2

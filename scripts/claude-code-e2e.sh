@@ -27,21 +27,9 @@ MAX_TOKENS=${CLAUDE_E2E_MAX_TOKENS:-128}
 API_KEY=sk-lathe-e2e
 CLAUDE="$OUT/npm/node_modules/.bin/claude"
 
-skip() {
-    echo "claude-code-e2e: CANNOT RUN HERE: $*" >&2
-    exit 77
-}
-
-# GET /health answers 200 (bash's /dev/tcp: no curl needed).
-healthy() {
-    local line
-    # Braces: a bare `exec … 2>/dev/null` would silence this shell's stderr for good.
-    { exec 3<>"/dev/tcp/127.0.0.1/$PORT"; } 2>/dev/null || return 1
-    printf 'GET /health HTTP/1.0\r\n\r\n' >&3
-    IFS= read -r line <&3 || true
-    exec 3<&-
-    [[ "$line" == *" 200"* ]]
-}
+E2E_NAME=claude-code-e2e
+# shellcheck source=scripts/e2e-lib.sh
+source "$ROOT/scripts/e2e-lib.sh"
 
 # One `claude -p` turn in the work folder; extra arguments go before the prompt.
 turn() {
@@ -92,9 +80,7 @@ if [[ "${1:-}" == "--inside" ]]; then
 fi
 
 command -v npm >/dev/null || skip "npm is not installed"
-command -v ip >/dev/null || skip "ip (iproute2) is not installed"
-command -v unshare >/dev/null || skip "unshare (util-linux) is not installed"
-unshare -n true 2>/dev/null || skip "unshare -n is not permitted (needs root or unprivileged user namespaces)"
+require_namespace
 
 rm -rf "$OUT/work" "$OUT/home"
 mkdir -p "$OUT/work" "$OUT/home"

@@ -22,20 +22,9 @@ MODEL=${CODEX_E2E_MODEL:-qwen2.5-coder-0.5b-instruct}
 MAX_TOKENS=${CODEX_E2E_MAX_TOKENS:-256}
 CODEX="$OUT/npm/node_modules/.bin/codex"
 
-skip() {
-    echo "codex-e2e: CANNOT RUN HERE: $*" >&2
-    exit 77
-}
-
-# GET /health answers 200 (bash's /dev/tcp: no curl needed).
-healthy() {
-    local line
-    exec 3<>"/dev/tcp/127.0.0.1/$PORT" 2>/dev/null || return 1
-    printf 'GET /health HTTP/1.0\r\n\r\n' >&3
-    IFS= read -r line <&3 || true
-    exec 3<&-
-    [[ "$line" == *" 200"* ]]
-}
+E2E_NAME=codex-e2e
+# shellcheck source=scripts/e2e-lib.sh
+source "$ROOT/scripts/e2e-lib.sh"
 
 inside() {
     # In the namespace: loopback up, server, Codex, server down.
@@ -64,9 +53,7 @@ if [[ "${1:-}" == "--inside" ]]; then
 fi
 
 command -v npm >/dev/null || skip "npm is not installed"
-command -v ip >/dev/null || skip "ip (iproute2) is not installed"
-command -v unshare >/dev/null || skip "unshare (util-linux) is not installed"
-unshare -n true 2>/dev/null || skip "unshare -n is not permitted (needs root or unprivileged user namespaces)"
+require_namespace
 
 mkdir -p "$OUT/work" "$OUT/codex-home"
 # Something for the model's shell command to find.

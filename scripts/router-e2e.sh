@@ -27,10 +27,9 @@ SMG="$VENV/bin/smg"
 REPLICA_PORTS=(18461 18462)
 GATEWAY_PORT=18460
 
-skip() {
-    echo "router-e2e: CANNOT RUN HERE: $*" >&2
-    exit 77
-}
+E2E_NAME=router-e2e
+# shellcheck source=scripts/e2e-lib.sh
+source "$ROOT/scripts/e2e-lib.sh"
 
 # GET $2 on port $1; the whole answer on stdout (bash's /dev/tcp: no curl needed).
 http_get() {
@@ -106,9 +105,7 @@ if [[ "${1:-}" == "--inside" ]]; then
 fi
 
 command -v python3 >/dev/null || skip "python3 is not installed"
-command -v ip >/dev/null || skip "ip (iproute2) is not installed"
-command -v unshare >/dev/null || skip "unshare (util-linux) is not installed"
-unshare -n true 2>/dev/null || skip "unshare -n is not permitted (needs root or unprivileged user namespaces)"
+require_namespace
 
 mkdir -p "$OUT"
 if [[ ! -x "$SMG" ]] || [[ "$("$VENV/bin/pip" show smg 2>/dev/null | grep '^Version')" != "Version: $SMG_VERSION" ]]; then
