@@ -77,7 +77,7 @@ pub use hash::BlockHash;
 pub use kv_events::KvEvent;
 pub use output::{ScheduledSeq, SchedulerError, SchedulerOutput};
 pub use request::{Request, RequestStatus};
-pub use sampling::SamplingParams;
+pub use sampling::{SamplingParams, SpecMode};
 pub use scheduler::{PrefixCacheStats, Scheduler};
 
 /// Identifies a request for its whole life (chosen by the engine, unique among live requests).

@@ -15,12 +15,30 @@ pub struct ScheduledSeq {
     pub block_table: Vec<BlockId>,
     /// After this step every token is computed: the engine samples the next one.
     pub sample: bool,
+    /// The last `num_spec_tokens` of `token_ids` are proposals (speculative decoding): the
+    /// engine samples at every one of the last `num_spec_tokens + 1` positions and keeps the
+    /// longest prefix the model agrees with.
+    pub num_spec_tokens: usize,
 }
 
 impl ScheduledSeq {
     /// Tokens in the KV cache once this step ran (`seq_len` for attention).
     pub fn end_pos(&self) -> usize {
         self.start_pos + self.token_ids.len()
+    }
+
+    /// The proposed tokens at the end of `token_ids`.
+    pub fn spec_token_ids(&self) -> &[u32] {
+        &self.token_ids[self.token_ids.len() - self.num_spec_tokens..]
+    }
+
+    /// Logits rows this sequence needs: one per proposal plus one, or none.
+    pub fn num_sample_rows(&self) -> usize {
+        if self.sample {
+            self.num_spec_tokens + 1
+        } else {
+            0
+        }
     }
 }
 

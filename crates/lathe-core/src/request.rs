@@ -29,6 +29,9 @@ pub struct Request {
     pub(crate) num_registered_blocks: usize,
     pub(crate) num_cached_tokens: usize,
     pub(crate) num_preemptions: usize,
+    /// Proposed continuation (speculative decoding) to verify in the next step; not part of
+    /// `token_ids` until the model accepts it.
+    pub(crate) spec_token_ids: Vec<u32>,
 }
 
 impl Request {
@@ -45,6 +48,7 @@ impl Request {
             num_registered_blocks: 0,
             num_cached_tokens: 0,
             num_preemptions: 0,
+            spec_token_ids: Vec::new(),
         }
     }
 
@@ -107,6 +111,11 @@ impl Request {
     /// How many times this request has been preempted.
     pub fn num_preemptions(&self) -> usize {
         self.num_preemptions
+    }
+
+    /// Proposed tokens waiting to be verified.
+    pub fn spec_token_ids(&self) -> &[u32] {
+        &self.spec_token_ids
     }
 
     pub(crate) fn update_hashes(&mut self, block_size: usize) {

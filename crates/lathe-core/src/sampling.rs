@@ -38,6 +38,20 @@ pub struct SamplingParams {
     pub ignore_eos: bool,
     /// `Some(k)`: return the sampled token's logprob and the top-k alternatives (k <= 20).
     pub logprobs: Option<usize>,
+    /// Speculative decoding for this request; `None` follows the server's setting.
+    pub speculative: Option<SpecMode>,
+}
+
+/// How a request's next tokens are proposed for speculative decoding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SpecMode {
+    /// One token per step.
+    Off,
+    /// Prompt lookup: continue the latest earlier occurrence of the sequence's last n-gram.
+    Ngram,
+    /// The server's draft model proposes.
+    Draft,
 }
 
 impl Default for SamplingParams {
@@ -56,6 +70,7 @@ impl Default for SamplingParams {
             stop_token_ids: Vec::new(),
             ignore_eos: false,
             logprobs: None,
+            speculative: None,
         }
     }
 }

@@ -110,7 +110,14 @@ impl Scheduler {
         let mut i = 0;
         while i < self.running.len() && *budget > 0 {
             let id = self.running[i];
-            let n = self.chunk_len(self.requests[&id].num_uncomputed_tokens(), *budget);
+            let req = &self.requests[&id];
+            // Proposals ride along only behind the request's real tokens; what the budget
+            // cannot take is dropped (it is only a guess).
+            let wanted = match req.num_uncomputed_tokens() {
+                0 => 0,
+                u => u + req.spec_token_ids.len(),
+            };
+            let n = self.chunk_len(wanted, *budget);
             // n == 0: the engine has not appended this request's sampled token (it is about
             // to finish it); nothing to compute.
             if n > 0 {
@@ -118,6 +125,7 @@ impl Scheduler {
                     break; // `id` preempted itself, it was the last running request
                 }
                 out.seqs.push(self.scheduled_seq(id, n));
+                self.req_mut(id).spec_token_ids.clear();
                 *budget -= n;
             }
             i += 1;
@@ -156,6 +164,7 @@ impl Scheduler {
             .get_mut(&id)
             .expect("running request is tracked");
         Self::release_blocks(&mut self.pool, req);
+        req.spec_token_ids.clear();
         req.num_computed_tokens = 0;
         req.status = RequestStatus::Waiting;
         req.num_preemptions += 1;
@@ -234,16 +243,43 @@ impl Scheduler {
         uncomputed.min(budget).min(cap)
     }
 
+    /// `n` tokens of `id` from its first uncomputed one: real tokens, then (once those are all
+    /// in) as many proposals as `n` leaves room for.
     fn scheduled_seq(&self, id: RequestId, n: usize) -> ScheduledSeq {
         let req = &self.requests[&id];
         let start = req.num_computed_tokens;
+        let real = n.min(req.num_uncomputed_tokens());
+        let num_spec = n - real;
+        let mut token_ids = req.token_ids[start..start + real].to_vec();
+        token_ids.extend_from_slice(&req.spec_token_ids[..num_spec]);
         ScheduledSeq {
             id,
-            token_ids: req.token_ids[start..start + n].to_vec(),
+            token_ids,
             start_pos: start,
             block_table: req.block_table.clone(),
-            sample: start + n == req.num_tokens(),
+            sample: start + real == req.num_tokens(),
+            num_spec_tokens: num_spec,
         }
+    }
+
+    /// Proposes `tokens` to follow `id`'s sequence (speculative decoding): the next step
+    /// computes them with its last token and the engine keeps the prefix the model agrees
+    /// with. Only for a running request about to decode (one uncomputed token); capped so
+    /// that even a fully accepted proposal (plus the bonus token) stays within `max_tokens`
+    /// and the context. Returns how many were kept.
+    pub fn set_spec_tokens(&mut self, id: RequestId, mut tokens: Vec<u32>) -> usize {
+        let max_model_len = self.cfg.max_model_len;
+        let Some(req) = self.requests.get_mut(&id) else {
+            return 0;
+        };
+        if req.status != RequestStatus::Running || req.num_uncomputed_tokens() != 1 {
+            return 0;
+        }
+        let room_output = req.max_tokens.saturating_sub(req.num_output_tokens() + 1);
+        let room_context = max_model_len.saturating_sub(req.num_tokens() + 1);
+        tokens.truncate(room_output.min(room_context));
+        req.spec_token_ids = tokens;
+        req.spec_token_ids.len()
     }
 
     /// Record that the model ran `out`: advance each scheduled request, register its newly
@@ -251,12 +287,21 @@ impl Scheduler {
     /// finished since `schedule` (or otherwise stale) are ignored, as are samples for requests
     /// that were not due to sample.
     pub fn update(&mut self, out: &SchedulerOutput, sampled: &[(RequestId, u32)]) {
+        let sampled: Vec<_> = sampled.iter().map(|&(id, t)| (id, vec![t])).collect();
+        self.update_accepted(out, &sampled);
+    }
+
+    /// [`Self::update`] for steps that verified proposals: each sampling request appends the
+    /// tokens the engine accepted — the proposals the model agreed with, in order, then the
+    /// model's own next token. Tokens after the first disagreement are dropped, and the KV of
+    /// rejected proposals is rolled back (blocks that only they used go back to the pool).
+    pub fn update_accepted(&mut self, out: &SchedulerOutput, sampled: &[(RequestId, Vec<u32>)]) {
         let (bs, caching) = (self.kv.block_size, self.kv.enable_prefix_caching);
         for seq in &out.seqs {
             let Some(req) = self.requests.get_mut(&seq.id) else {
                 continue;
             };
-            let end = seq.end_pos();
+            let end = seq.end_pos() - seq.num_spec_tokens;
             if req.status != RequestStatus::Running
                 || req.num_computed_tokens != seq.start_pos
                 || end > req.num_tokens()
@@ -268,17 +313,46 @@ impl Scheduler {
                 Self::register_full_blocks(&mut self.pool, req, bs);
             }
         }
-        for &(id, token) in sampled {
-            let Some(req) = self.requests.get_mut(&id) else {
+        for (id, tokens) in sampled {
+            let Some(req) = self.requests.get_mut(id) else {
                 continue;
             };
-            let due = out.seqs.iter().any(|q| q.id == id && q.sample);
-            if !due || req.status != RequestStatus::Running || req.num_uncomputed_tokens() != 0 {
+            let Some(seq) = out.seqs.iter().find(|q| q.id == *id && q.sample) else {
+                continue;
+            };
+            if tokens.is_empty()
+                || req.status != RequestStatus::Running
+                || req.num_uncomputed_tokens() != 0
+            {
                 continue;
             }
-            req.token_ids.push(token);
+            let spec = seq.spec_token_ids();
+            let accepted = tokens
+                .iter()
+                .zip(spec)
+                .take(tokens.len() - 1)
+                .take_while(|(t, s)| t == s)
+                .count();
+            req.token_ids.extend_from_slice(&tokens[..=accepted]);
+            // The accepted proposals' KV is valid; the rest of the step's slots are garbage
+            // past num_computed_tokens, overwritten later.
+            req.num_computed_tokens += accepted;
             if caching {
                 req.update_hashes(bs);
+                if accepted > 0 {
+                    Self::register_full_blocks(&mut self.pool, req, bs);
+                }
+            }
+        }
+        // Blocks that only held rejected proposals go back (also when no tokens came back).
+        for seq in out.seqs.iter().filter(|q| q.num_spec_tokens > 0) {
+            let Some(req) = self.requests.get_mut(&seq.id) else {
+                continue;
+            };
+            let keep = req.num_computed_tokens.div_ceil(bs);
+            while req.status == RequestStatus::Running && req.block_table.len() > keep {
+                let b = req.block_table.pop().expect("len > keep");
+                self.pool.free(b);
             }
         }
     }

@@ -10,6 +10,7 @@ pub mod kv_publisher;
 pub mod prompt;
 pub mod runner;
 pub mod sampler;
+pub mod spec;
 pub mod stop;
 pub mod tokenizer;
 
@@ -19,4 +20,5 @@ pub use engine::{
     TokenDelta,
 };
 pub use kv_publisher::KvEventsConfig;
-pub use lathe_core::SamplingParams;
+pub use lathe_core::{SamplingParams, SpecMode};
+pub use spec::SpeculativeConfig;

@@ -19,8 +19,9 @@ pub struct HostBatch {
     pub seq_lens: Vec<u32>,
     pub query_start: Vec<u32>,
     pub logits_indices: Vec<u32>,
-    /// The requests whose logits rows come back, in row order.
-    pub sampled: Vec<RequestId>,
+    /// The requests whose logits rows come back, in row order, with their number of rows
+    /// (1, or 1 + the proposals they verify).
+    pub sampled: Vec<(RequestId, usize)>,
     pub max_query_len: usize,
     pub max_seq_len: usize,
 }
@@ -56,9 +57,11 @@ impl HostBatch {
             b.query_start.push(b.input_ids.len() as u32);
             b.max_query_len = b.max_query_len.max(n);
             b.max_seq_len = b.max_seq_len.max(seq_len);
-            if seq.sample {
-                b.logits_indices.push(b.input_ids.len() as u32 - 1);
-                b.sampled.push(seq.id);
+            let rows = seq.num_sample_rows();
+            if rows > 0 {
+                let end = b.input_ids.len() as u32;
+                b.logits_indices.extend(end - rows as u32..end);
+                b.sampled.push((seq.id, rows));
             }
         }
         b
@@ -83,7 +86,7 @@ impl HostBatch {
     }
 }
 
-/// Runs one step; returns one f32 logits row per sampled request, in `batch.sampled` order.
+/// Runs one step; returns the f32 logits rows of `batch.logits_indices`, in order.
 pub fn execute(model: &dyn CausalLm, kv: &KvCache, batch: &HostBatch) -> Result<Vec<Vec<f32>>> {
     if batch.input_ids.is_empty() {
         return Ok(Vec::new());
@@ -111,6 +114,7 @@ mod tests {
                     start_pos: 17,
                     block_table: vec![4, 9],
                     sample: true,
+                    num_spec_tokens: 0,
                 },
                 ScheduledSeq {
                     id: 2,
@@ -118,6 +122,7 @@ mod tests {
                     start_pos: 0,
                     block_table: vec![5],
                     sample: false,
+                    num_spec_tokens: 0,
                 },
             ],
             preempted: vec![],
@@ -131,7 +136,7 @@ mod tests {
         assert_eq!(b.seq_lens, vec![18, 3]);
         assert_eq!(b.query_start, vec![0, 1, 4]);
         assert_eq!(b.logits_indices, vec![0]);
-        assert_eq!(b.sampled, vec![1]);
+        assert_eq!(b.sampled, vec![(1, 1)]);
         assert_eq!((b.max_query_len, b.max_seq_len), (3, 18));
     }
 }

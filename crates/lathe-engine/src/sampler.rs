@@ -63,6 +63,22 @@ impl SamplerState {
         params: &SamplingParams,
         allowed: Option<&[bool]>,
     ) -> Sampled {
+        self.sample_given_proposal(logits, params, allowed, None)
+    }
+
+    /// [`Self::sample`] at a position where speculative decoding proposed `proposal`. Greedy:
+    /// the argmax, as always (the caller compares). Sampling: the proposal is kept with its
+    /// probability p(d) under the processed distribution, otherwise a token is drawn from that
+    /// distribution without d — rejection sampling for a deterministic proposer (the draft
+    /// distribution is a point mass), so every token is distributed exactly as without
+    /// speculation.
+    pub fn sample_given_proposal(
+        &mut self,
+        logits: &[f32],
+        params: &SamplingParams,
+        allowed: Option<&[bool]>,
+        proposal: Option<u32>,
+    ) -> Sampled {
         let logprobs = params.logprobs.map(|k| raw_logprobs(logits, k));
         let mut l = logits.to_vec();
         self.apply_penalties(&mut l, params);
@@ -76,7 +92,7 @@ impl SamplerState {
         let token = if params.is_greedy() {
             argmax(&l)
         } else {
-            self.sample_random(&mut l, params)
+            self.sample_random(&mut l, params, proposal)
         };
         let logprobs = logprobs.map(|(lse, top)| TokenLogprobs {
             logprob: logits[token as usize] - lse,
@@ -103,7 +119,7 @@ impl SamplerState {
         }
     }
 
-    fn sample_random(&mut self, l: &mut [f32], p: &SamplingParams) -> u32 {
+    fn sample_random(&mut self, l: &mut [f32], p: &SamplingParams, proposal: Option<u32>) -> u32 {
         let inv_t = 1.0 / p.temperature;
         // Candidates sorted by logit, cut by top-k first (cheap), then by probability mass.
         let mut cand: Vec<(u32, f32)> = l
@@ -145,15 +161,39 @@ impl SamplerState {
                 .map_or(keep, |i| i + 1);
             keep = n.max(1);
         }
-        let total: f32 = probs[..keep].iter().sum();
-        let mut r = self.rng.random::<f32>() * total;
-        for (i, &pr) in probs[..keep].iter().enumerate() {
-            r -= pr;
-            if r <= 0.0 {
-                return cand[i].0;
+        let mut total: f32 = probs[..keep].iter().sum();
+        if let Some(d) = proposal {
+            let Some(i) = cand[..keep].iter().position(|c| c.0 == d) else {
+                return self.draw(&cand[..keep], &probs[..keep], total);
+            };
+            if self.rng.random::<f32>() * total < probs[i] {
+                return d;
+            }
+            // Rejected: the residual max(0, p - δ_d) is p without d.
+            total -= probs[i];
+            probs[i] = 0.0;
+            if total <= 0.0 {
+                return d;
             }
         }
-        cand[keep - 1].0
+        self.draw(&cand[..keep], &probs[..keep], total)
+    }
+
+    /// One draw from `probs` (summing to `total`) over the tokens of `cand`.
+    fn draw(&mut self, cand: &[(u32, f32)], probs: &[f32], total: f32) -> u32 {
+        let mut r = self.rng.random::<f32>() * total;
+        let mut last = cand[0].0;
+        for (c, &pr) in cand.iter().zip(probs) {
+            if pr <= 0.0 {
+                continue;
+            }
+            last = c.0;
+            r -= pr;
+            if r <= 0.0 {
+                return c.0;
+            }
+        }
+        last
     }
 }
 

@@ -91,6 +91,7 @@ fn ours(dir: &Path, prompt: &[u32], decode: &[u32]) -> Vec<Vec<f32>> {
                 start_pos: pos,
                 block_table: table.clone(),
                 sample: true,
+                num_spec_tokens: 0,
             }],
             preempted: vec![],
             num_batched_tokens: tokens.len(),

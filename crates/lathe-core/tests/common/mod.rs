@@ -47,8 +47,10 @@ impl FakeModel {
         table[pos / self.bs] as usize * self.bs + pos % self.bs
     }
 
-    /// Run one step: write KV for every scheduled token, then sample where asked.
-    pub fn run(&mut self, sched: &Scheduler, out: &SchedulerOutput) -> Vec<(RequestId, u32)> {
+    /// Run one step: write KV for every scheduled token, then sample where asked — at every
+    /// proposal too, keeping (like the engine) the proposals the model agrees with and its
+    /// own next token.
+    pub fn run(&mut self, sched: &Scheduler, out: &SchedulerOutput) -> Vec<(RequestId, Vec<u32>)> {
         for seq in &out.seqs {
             for (k, &t) in seq.token_ids.iter().enumerate() {
                 let pos = seq.start_pos + k;
@@ -65,13 +67,23 @@ impl FakeModel {
         }
         let mut sampled = Vec::new();
         for seq in out.seqs.iter().filter(|q| q.sample) {
-            let ctx: Vec<u32> = (0..seq.end_pos())
-                .map(|pos| match self.kv[self.slot(&seq.block_table, pos)] {
-                    Some((t, p)) if p == pos => t,
-                    other => panic!("request {}: slot for pos {pos} holds {other:?}", seq.id),
-                })
-                .collect();
-            sampled.push((seq.id, next_token(&ctx)));
+            let first = seq.end_pos() - seq.num_spec_tokens;
+            let proposals = seq.spec_token_ids();
+            let mut tokens = Vec::new();
+            for end in first..=seq.end_pos() {
+                let ctx: Vec<u32> = (0..end)
+                    .map(|pos| match self.kv[self.slot(&seq.block_table, pos)] {
+                        Some((t, p)) if p == pos => t,
+                        other => panic!("request {}: slot for pos {pos} holds {other:?}", seq.id),
+                    })
+                    .collect();
+                let t = next_token(&ctx);
+                tokens.push(t);
+                if proposals.get(end - first) != Some(&t) {
+                    break;
+                }
+            }
+            sampled.push((seq.id, tokens));
         }
         sampled
     }
@@ -86,6 +98,11 @@ pub struct Harness {
     pub finished: HashMap<RequestId, Vec<u32>>,
     pub preemptions: usize,
     pub steps: usize,
+    /// Speculative decoding: proposes tokens for a decoding request given its tokens.
+    pub proposer: Option<Box<dyn FnMut(&[u32]) -> Vec<u32>>>,
+    /// Proposals scheduled and accepted so far.
+    pub proposed: usize,
+    pub accepted: usize,
 }
 
 impl Harness {
@@ -98,6 +115,9 @@ impl Harness {
             finished: HashMap::new(),
             preemptions: 0,
             steps: 0,
+            proposer: None,
+            proposed: 0,
+            accepted: 0,
         }
     }
 
@@ -117,10 +137,14 @@ impl Harness {
         check_output(&self.sched, &out);
         check_pool_accounting(&self.sched, self.live.keys().copied());
         let sampled = self.model.run(&self.sched, &out);
-        self.sched.update(&out, &sampled);
-        for (id, t) in sampled {
+        self.sched.update_accepted(&out, &sampled);
+        for (id, tokens) in sampled {
+            let seq = out.seqs.iter().find(|q| q.id == id).unwrap();
+            self.proposed += seq.num_spec_tokens;
+            self.accepted += tokens.len() - 1;
             let (max, toks) = self.live.get_mut(&id).unwrap();
-            toks.push(t);
+            toks.extend(&tokens);
+            assert!(toks.len() <= *max, "request {id} got past max_tokens");
             if toks.len() == *max {
                 assert!(self.sched.finish_request(id));
                 let (_, toks) = self.live.remove(&id).unwrap();
@@ -129,6 +153,16 @@ impl Harness {
         }
         self.sched.check_invariants().unwrap();
         check_pool_accounting(&self.sched, self.live.keys().copied());
+        if let Some(propose) = self.proposer.as_mut() {
+            let ids: Vec<_> = self.sched.running_ids().to_vec();
+            for id in ids {
+                let req = self.sched.request(id).unwrap();
+                if req.num_uncomputed_tokens() == 1 {
+                    let tokens = propose(req.token_ids());
+                    self.sched.set_spec_tokens(id, tokens);
+                }
+            }
+        }
         self.preemptions += out.preempted.len();
         self.steps += 1;
         out
@@ -180,9 +214,16 @@ pub fn check_output(sched: &Scheduler, out: &SchedulerOutput) {
             "table too long"
         );
         let req = sched.request(q.id).expect("scheduled request is live");
-        assert_eq!(&req.token_ids()[q.start_pos..q.end_pos()], &q.token_ids[..]);
+        let real_end = q.end_pos() - q.num_spec_tokens;
+        let real = &q.token_ids[..q.token_ids.len() - q.num_spec_tokens];
+        assert_eq!(&req.token_ids()[q.start_pos..real_end], real);
         assert_eq!(req.block_table(), &q.block_table[..]);
-        assert_eq!(q.sample, q.end_pos() == req.num_tokens());
+        assert_eq!(q.sample, real_end == req.num_tokens());
+        assert!(
+            q.sample || q.num_spec_tokens == 0,
+            "proposals behind a prefill chunk"
+        );
+        assert!(req.spec_token_ids().is_empty(), "proposals scheduled twice");
         assert!(!out.preempted.contains(&q.id), "scheduled and preempted");
     }
     for id in &out.preempted {

@@ -59,6 +59,23 @@ pub struct EngineStats {
     pub prefix_cache_queries_total: AtomicU64,
     pub prefix_cache_hits_total: AtomicU64,
     pub steps_total: AtomicU64,
+    /// Speculative decoding: verification steps of a request that had proposals, tokens
+    /// proposed, and proposals the target accepted.
+    pub spec_drafts_total: AtomicU64,
+    pub spec_draft_tokens_total: AtomicU64,
+    pub spec_accepted_tokens_total: AtomicU64,
+    /// KV blocks the draft model holds (0 without one).
+    pub draft_used_blocks: AtomicUsize,
+}
+
+impl EngineStats {
+    pub(crate) fn record_verification(&self, proposed: usize, accepted: usize) {
+        self.spec_drafts_total.fetch_add(1, Ordering::Relaxed);
+        self.spec_draft_tokens_total
+            .fetch_add(proposed as u64, Ordering::Relaxed);
+        self.spec_accepted_tokens_total
+            .fetch_add(accepted as u64, Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

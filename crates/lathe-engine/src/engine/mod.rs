@@ -77,6 +77,8 @@ pub struct EngineConfig {
     pub enable_prefix_caching: bool,
     /// Publish prefix-cache events for routers (off by default).
     pub kv_events: Option<crate::KvEventsConfig>,
+    /// Speculative decoding (off by default).
+    pub speculative: crate::SpeculativeConfig,
 }
 
 impl Default for EngineConfig {
@@ -94,6 +96,7 @@ impl Default for EngineConfig {
             max_model_len: None,
             enable_prefix_caching: true,
             kv_events: None,
+            speculative: crate::SpeculativeConfig::default(),
         }
     }
 }
@@ -148,6 +151,16 @@ pub fn start(cfg: EngineConfig) -> Result<EngineHandle> {
         None => kv_blocks_for_memory(&cfg, &spec, &device)?,
     };
     let kv = KvCache::new(&spec.kv, num_blocks, cfg.block_size, &device)?;
+    let draft = match &cfg.speculative.draft_model {
+        Some(m) => Some(load_draft(
+            m, &cfg, &device, dtype, &tokenizer, &spec, num_blocks,
+        )?),
+        None => None,
+    };
+    anyhow::ensure!(
+        cfg.speculative.method != lathe_core::SpecMode::Draft || draft.is_some(),
+        "speculative decoding with a draft model needs the draft model (--speculative-model)"
+    );
     let mut scheduler = Scheduler::new(
         SchedulerConfig {
             max_num_batched_tokens: cfg.max_num_batched_tokens,
@@ -208,6 +221,10 @@ pub fn start(cfg: EngineConfig) -> Result<EngineHandle> {
         max_model_len,
         active: HashMap::new(),
         kv_events,
+        spec: crate::spec::Speculator {
+            cfg: cfg.speculative.clone(),
+            draft,
+        },
     };
     std::thread::Builder::new()
         .name("lathe-engine".into())
@@ -228,6 +245,41 @@ pub fn start(cfg: EngineConfig) -> Result<EngineHandle> {
         .free_blocks
         .store(num_blocks, std::sync::atomic::Ordering::Relaxed);
     Ok(handle)
+}
+
+/// The draft model of speculative decoding, with a KV pool of as many blocks as the target's
+/// (it never holds more tokens per request). Its tokenizer must be the target's: proposals are
+/// token ids.
+fn load_draft(
+    model: &str,
+    cfg: &EngineConfig,
+    device: &Device,
+    dtype: DType,
+    target_tokenizer: &TextTokenizer,
+    target: &lathe_models::ModelSpec,
+    num_blocks: usize,
+) -> Result<crate::spec::draft::DraftModel> {
+    let resolved = loader::resolve(model, &Registry::builtin())?;
+    tracing::info!(model = %resolved.id, "loading the draft model");
+    let draft = loader::load_model(&resolved.files, device, dtype)?;
+    let tokenizer = load_tokenizer(&resolved.files)?;
+    let same_vocab = tokenizer.vocab_size() == target_tokenizer.vocab_size()
+        && tokenizer.eos_token_ids() == target_tokenizer.eos_token_ids()
+        && (0..tokenizer.vocab_size() as u32)
+            .step_by(97)
+            .all(|id| tokenizer.id_to_token(id) == target_tokenizer.id_to_token(id));
+    anyhow::ensure!(
+        same_vocab,
+        "draft model {} does not share the target's tokenizer",
+        resolved.id
+    );
+    let kv = KvCache::new(&draft.spec().kv, num_blocks, cfg.block_size, device)?;
+    Ok(crate::spec::draft::DraftModel::new(
+        draft,
+        kv,
+        cfg.max_num_batched_tokens,
+        target.vocab_size,
+    ))
 }
 
 fn load_tokenizer(files: &ModelFiles) -> Result<TextTokenizer> {

@@ -64,10 +64,31 @@ impl ActiveRequest {
         }
     }
 
-    /// Samples this request's next token from its logits row, under its constraint if any.
-    pub fn sample(&mut self, logits: &[f32]) -> Sampled {
-        let mask = self.constraint.as_mut().and_then(|c| c.mask(logits.len()));
-        self.sampler.sample(logits, &self.params, mask.as_deref())
+    /// A verification step: samples at each logits row in turn (one per proposal, plus one)
+    /// and goes on while the sampled token is the proposal, so every row is sampled in the
+    /// state (penalties, grammar) of the tokens before it. Returns the tokens to append and
+    /// how the request stands after them.
+    pub fn accept_rows(
+        &mut self,
+        rows: &[Vec<f32>],
+        proposals: &[u32],
+        tokenizer: &TextTokenizer,
+    ) -> (Vec<u32>, Progress) {
+        let mut tokens = Vec::with_capacity(rows.len());
+        for (i, row) in rows.iter().enumerate() {
+            let proposal = proposals.get(i).copied();
+            let mask = self.constraint.as_mut().and_then(|c| c.mask(row.len()));
+            let s =
+                self.sampler
+                    .sample_given_proposal(row, &self.params, mask.as_deref(), proposal);
+            let token = s.token;
+            tokens.push(token);
+            let progress = self.on_token(s, tokenizer);
+            if !matches!(progress, Progress::Continue) || proposal != Some(token) {
+                return (tokens, progress);
+            }
+        }
+        (tokens, Progress::Continue)
     }
 
     /// Handles one sampled token: emits its text unless it ends the request.

@@ -25,6 +25,7 @@ pub(crate) struct Worker {
     pub max_model_len: usize,
     pub active: HashMap<RequestId, ActiveRequest>,
     pub kv_events: Option<crate::kv_publisher::KvPublisher>,
+    pub spec: crate::spec::Speculator,
 }
 
 impl Worker {
@@ -94,6 +95,7 @@ impl Worker {
             Command::Abort(id) => {
                 if let Some(req) = self.active.remove(&id) {
                     self.scheduler.finish_request(id);
+                    self.spec.release(id);
                     req.finish(FinishReason::Abort, None, String::new(), 0);
                 }
             }
@@ -154,23 +156,37 @@ impl Worker {
         self.stats
             .prompt_tokens_total
             .fetch_add(prompt_tokens as u64, Ordering::Relaxed);
-        let mut sampled = Vec::with_capacity(rows.len());
-        for (id, row) in batch.sampled.iter().zip(&rows) {
-            if let Some(req) = self.active.get_mut(id) {
-                let s = req.sample(row);
-                sampled.push((*id, s));
-            }
-        }
-        let tokens: Vec<_> = sampled.iter().map(|(id, s)| (*id, s.token)).collect();
-        self.scheduler.update(&out, &tokens);
-        self.stats
-            .generation_tokens_total
-            .fetch_add(tokens.len() as u64, Ordering::Relaxed);
-        for (id, s) in sampled {
+        let proposals: HashMap<RequestId, &[u32]> = out
+            .seqs
+            .iter()
+            .filter(|s| s.num_spec_tokens > 0)
+            .map(|s| (s.id, s.spec_token_ids()))
+            .collect();
+        let mut appended = Vec::with_capacity(batch.sampled.len());
+        let mut outcomes = Vec::with_capacity(batch.sampled.len());
+        let mut offset = 0;
+        for &(id, n) in &batch.sampled {
+            let rows = &rows[offset..offset + n];
+            offset += n;
             let Some(req) = self.active.get_mut(&id) else {
                 continue;
             };
-            match req.on_token(s, &self.tokenizer) {
+            let proposed = proposals.get(&id).copied().unwrap_or_default();
+            let (tokens, progress) = req.accept_rows(rows, proposed, &self.tokenizer);
+            if !proposed.is_empty() {
+                let accepted = tokens.iter().zip(proposed).take_while(|(a, b)| a == b);
+                self.stats
+                    .record_verification(proposed.len(), accepted.count());
+            }
+            self.stats
+                .generation_tokens_total
+                .fetch_add(tokens.len() as u64, Ordering::Relaxed);
+            appended.push((id, tokens));
+            outcomes.push((id, progress));
+        }
+        self.scheduler.update_accepted(&out, &appended);
+        for (id, progress) in outcomes {
+            match progress {
                 Progress::Continue => {}
                 Progress::Done(reason, matched, text) => self.complete(id, reason, matched, text),
                 Progress::Disconnected => {
@@ -178,6 +194,8 @@ impl Worker {
                 }
             }
         }
+        let params = self.active.iter().map(|(id, r)| (*id, &r.params)).collect();
+        self.spec.propose(&mut self.scheduler, &params);
     }
 
     fn complete(
@@ -189,6 +207,7 @@ impl Worker {
     ) {
         let cached = self.scheduler.num_cached_tokens(id).unwrap_or(0);
         self.scheduler.finish_request(id);
+        self.spec.release(id);
         if let Some(req) = self.active.remove(&id) {
             req.finish(reason, matched, text, cached);
         }
@@ -225,5 +244,9 @@ impl Worker {
         s.prefix_cache_hits_total
             .store(prefix.hit_tokens, Ordering::Relaxed);
         s.steps_total.fetch_add(1, Ordering::Relaxed);
+        if let Some(d) = &self.spec.draft {
+            s.draft_used_blocks
+                .store(d.num_used_blocks(), Ordering::Relaxed);
+        }
     }
 }
