@@ -71,9 +71,16 @@ pub fn greedy_trace(
     prompt: Vec<u32>,
     n: usize,
 ) -> Vec<(u32, Vec<(u32, f32)>)> {
-    let mut s = engine
-        .submit(GenerateRequest::new(prompt, greedy(n)))
-        .unwrap();
+    greedy_trace_with(engine, prompt, greedy(n))
+}
+
+/// [`greedy_trace`] with explicit parameters (which must ask for 2 logprobs).
+pub fn greedy_trace_with(
+    engine: &EngineHandle,
+    prompt: Vec<u32>,
+    params: SamplingParams,
+) -> Vec<(u32, Vec<(u32, f32)>)> {
+    let mut s = engine.submit(GenerateRequest::new(prompt, params)).unwrap();
     runtime().block_on(async move {
         let mut out = Vec::new();
         while let Some(ev) = s.next().await {
