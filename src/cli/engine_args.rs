@@ -45,6 +45,32 @@ pub struct EngineArgs {
     /// Topic of the KV events (default: kv@<host name>@<model>, llm-d's convention).
     #[arg(long)]
     pub kv_events_topic: Option<String>,
+    /// Speculative decoding for requests that do not choose (their `speculative` field):
+    /// `ngram` (prompt lookup) or `draft` (needs --speculative-model). Off by default.
+    #[arg(long, value_enum, default_value = "off")]
+    pub speculative: SpecArg,
+    /// Draft model for speculative decoding (same tokenizer as --model), e.g.
+    /// qwen2.5-coder-0.5b-instruct for qwen2.5-coder-1.5b-instruct. Implies
+    /// `--speculative draft` unless --speculative says otherwise.
+    #[arg(long)]
+    pub speculative_model: Option<String>,
+    /// Tokens proposed per request and step.
+    #[arg(long, default_value_t = 5)]
+    pub num_speculative_tokens: usize,
+    /// Prompt lookup tries n-grams of at most this many tokens first ...
+    #[arg(long, default_value_t = 4)]
+    pub prompt_lookup_max: usize,
+    /// ... and of at least this many.
+    #[arg(long, default_value_t = 2)]
+    pub prompt_lookup_min: usize,
+}
+
+/// `--speculative`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpecArg {
+    Off,
+    Ngram,
+    Draft,
 }
 
 impl EngineArgs {
@@ -70,6 +96,33 @@ impl EngineArgs {
                         .unwrap_or_else(|| format!("kv@{}@{}", host_name(), self.model)),
                 }
             }),
+            speculative: self.speculative_config()?,
+        })
+    }
+
+    fn speculative_config(&self) -> anyhow::Result<lathe_engine::SpeculativeConfig> {
+        use lathe_engine::SpecMode;
+        let explicit = self.speculative != SpecArg::Off;
+        let method = match self.speculative {
+            SpecArg::Off if self.speculative_model.is_some() => SpecMode::Draft,
+            SpecArg::Off => SpecMode::Off,
+            SpecArg::Ngram => SpecMode::Ngram,
+            SpecArg::Draft => SpecMode::Draft,
+        };
+        anyhow::ensure!(
+            !(explicit && method == SpecMode::Draft && self.speculative_model.is_none()),
+            "--speculative draft needs --speculative-model"
+        );
+        anyhow::ensure!(
+            self.prompt_lookup_min >= 1 && self.prompt_lookup_min <= self.prompt_lookup_max,
+            "--prompt-lookup-min must be in 1..=--prompt-lookup-max"
+        );
+        Ok(lathe_engine::SpeculativeConfig {
+            method,
+            num_speculative_tokens: self.num_speculative_tokens,
+            ngram_min: self.prompt_lookup_min,
+            ngram_max: self.prompt_lookup_max,
+            draft_model: self.speculative_model.clone(),
         })
     }
 

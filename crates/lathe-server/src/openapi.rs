@@ -176,7 +176,9 @@ fn schemas(served: Served) -> Value {
         "n": {"type": "integer", "minimum": 1, "maximum": 16},
         "stream": {"type": "boolean"},
         "stream_options": {"type": "object", "properties": {"include_usage": {"type": "boolean"}}},
-        "user": {"type": "string"}
+        "user": {"type": "string"},
+        "speculative": {"type": "string", "enum": ["off", "ngram", "draft"],
+            "description": "lathe extension: speculative decoding for this request (draft needs --speculative-model); absent follows --speculative"}
     });
     // One chat message; the list must not be empty.
     let messages = json!({"type": "array", "minItems": 1, "items": {"type": "object", "required": ["role"],

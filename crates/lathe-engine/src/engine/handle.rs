@@ -101,6 +101,13 @@ impl EngineHandle {
         if req.prompt.is_empty() {
             return Err(SubmitError::Invalid("the prompt is empty".into()));
         }
+        if req.params.speculative == Some(lathe_core::SpecMode::Draft)
+            && self.info.draft_model.is_none()
+        {
+            return Err(SubmitError::Invalid(
+                "speculative `draft` needs a server started with --speculative-model".into(),
+            ));
+        }
         let max_len = self.info.max_model_len;
         if req.prompt.len() >= max_len {
             return Err(SubmitError::Invalid(format!(

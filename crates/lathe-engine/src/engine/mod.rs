@@ -117,6 +117,8 @@ pub struct ModelInfo {
     pub spec: lathe_models::ModelSpec,
     pub block_size: usize,
     pub num_blocks: usize,
+    /// The draft model of speculative decoding, if one is loaded.
+    pub draft_model: Option<String>,
 }
 
 /// Loads the model and starts the engine thread.
@@ -209,6 +211,9 @@ pub fn start(cfg: EngineConfig) -> Result<EngineHandle> {
         spec,
         block_size: cfg.block_size,
         num_blocks,
+        draft_model: draft
+            .as_ref()
+            .map(|_| cfg.speculative.draft_model.clone().unwrap_or_default()),
     });
     let stats = Arc::new(EngineStats::default());
     let (tx, rx) = std::sync::mpsc::channel();

@@ -26,6 +26,11 @@ pub struct Metrics {
     pub preemptions: IntCounter,
     pub prefix_queries: IntCounter,
     pub prefix_hits: IntCounter,
+    pub spec_drafts: IntCounter,
+    pub spec_draft_tokens: IntCounter,
+    pub spec_accepted_tokens: IntCounter,
+    pub spec_acceptance_rate: prometheus::Gauge,
+    pub spec_mean_accepted_length: prometheus::Gauge,
     pub prompt_tokens: IntCounter,
     pub generation_tokens: IntCounter,
     pub ttft: Histogram,
@@ -85,6 +90,28 @@ impl Metrics {
                 "lathe_prefix_cache_hits_tokens_total",
                 "Of those, tokens served from the prefix cache",
             ),
+            spec_drafts: counter(
+                "lathe_spec_decode_num_drafts_total",
+                "Speculative decoding: verification steps of a request with proposals",
+            ),
+            spec_draft_tokens: counter(
+                "lathe_spec_decode_num_draft_tokens_total",
+                "Speculative decoding: tokens proposed",
+            ),
+            spec_accepted_tokens: counter(
+                "lathe_spec_decode_num_accepted_tokens_total",
+                "Speculative decoding: proposed tokens the model accepted",
+            ),
+            spec_acceptance_rate: prometheus::Gauge::new(
+                "lathe_spec_decode_acceptance_rate",
+                "Accepted / proposed tokens since start (0 before any proposal)",
+            )
+            .expect("valid metric"),
+            spec_mean_accepted_length: prometheus::Gauge::new(
+                "lathe_spec_decode_mean_accepted_length",
+                "Tokens emitted per verification step: 1 + accepted / drafts (0 before any)",
+            )
+            .expect("valid metric"),
             prompt_tokens: counter(
                 "lathe_prompt_tokens_total",
                 "Prompt tokens of finished requests",
@@ -125,6 +152,11 @@ impl Metrics {
             Box::new(self.preemptions.clone()),
             Box::new(self.prefix_queries.clone()),
             Box::new(self.prefix_hits.clone()),
+            Box::new(self.spec_drafts.clone()),
+            Box::new(self.spec_draft_tokens.clone()),
+            Box::new(self.spec_accepted_tokens.clone()),
+            Box::new(self.spec_acceptance_rate.clone()),
+            Box::new(self.spec_mean_accepted_length.clone()),
             Box::new(self.prompt_tokens.clone()),
             Box::new(self.generation_tokens.clone()),
             Box::new(self.ttft.clone()),
@@ -175,10 +207,19 @@ impl Metrics {
             self.kv_blocks_free.set(free as i64);
             self.kv_blocks_total.set(total as i64);
             self.kv_blocks_used.set(total.saturating_sub(free) as i64);
-            let [preemptions, queries, hits] = engine_totals(s);
+            let [preemptions, queries, hits, drafts, proposed, accepted] = engine_totals(s);
             advance(&self.preemptions, preemptions);
             advance(&self.prefix_queries, queries);
             advance(&self.prefix_hits, hits);
+            advance(&self.spec_drafts, drafts);
+            advance(&self.spec_draft_tokens, proposed);
+            advance(&self.spec_accepted_tokens, accepted);
+            if drafts > 0 {
+                self.spec_acceptance_rate
+                    .set(accepted as f64 / proposed.max(1) as f64);
+                self.spec_mean_accepted_length
+                    .set(1.0 + accepted as f64 / drafts as f64);
+            }
             self.vllm.refresh(s);
         }
         let mut buf = Vec::new();
@@ -191,12 +232,18 @@ impl Metrics {
 
 /// The engine's cumulative counts that counters mirror: preemptions, prefix-cache query and
 /// hit tokens.
-pub(crate) fn engine_totals(s: &EngineStats) -> [u64; 3] {
+/// Engine counters mirrored by both metric families: preemptions, prefix-cache queries and
+/// hits, speculative drafts, proposed and accepted tokens.
+pub(crate) fn engine_totals(s: &EngineStats) -> [u64; 6] {
     [
-        s.preemptions_total.load(Ordering::Relaxed),
-        s.prefix_cache_queries_total.load(Ordering::Relaxed),
-        s.prefix_cache_hits_total.load(Ordering::Relaxed),
+        &s.preemptions_total,
+        &s.prefix_cache_queries_total,
+        &s.prefix_cache_hits_total,
+        &s.spec_drafts_total,
+        &s.spec_draft_tokens_total,
+        &s.spec_accepted_tokens_total,
     ]
+    .map(|c| c.load(Ordering::Relaxed))
 }
 
 /// Moves a counter forward to the engine's running `total` (counters never go back).

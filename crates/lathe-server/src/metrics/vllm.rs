@@ -29,6 +29,9 @@ pub struct VllmMetrics {
     prefix_queries: IntCounterVec,
     prefix_hits: IntCounterVec,
     preemptions: IntCounterVec,
+    spec_drafts: IntCounterVec,
+    spec_draft_tokens: IntCounterVec,
+    spec_accepted_tokens: IntCounterVec,
     prompt_tokens: IntCounterVec,
     generation_tokens: IntCounterVec,
     ttft: HistogramVec,
@@ -90,6 +93,18 @@ impl VllmMetrics {
                 "vllm:num_preemptions_total",
                 "Cumulative number of preemption from the engine.",
             ),
+            spec_drafts: counter(
+                "vllm:spec_decode_num_drafts_total",
+                "Number of spec decoding drafts.",
+            ),
+            spec_draft_tokens: counter(
+                "vllm:spec_decode_num_draft_tokens_total",
+                "Number of draft tokens.",
+            ),
+            spec_accepted_tokens: counter(
+                "vllm:spec_decode_num_accepted_tokens_total",
+                "Number of accepted tokens.",
+            ),
             prompt_tokens: counter(
                 "vllm:prompt_tokens_total",
                 "Number of prefill tokens processed.",
@@ -122,6 +137,9 @@ impl VllmMetrics {
             Box::new(self.prefix_queries.clone()),
             Box::new(self.prefix_hits.clone()),
             Box::new(self.preemptions.clone()),
+            Box::new(self.spec_drafts.clone()),
+            Box::new(self.spec_draft_tokens.clone()),
+            Box::new(self.spec_accepted_tokens.clone()),
             Box::new(self.prompt_tokens.clone()),
             Box::new(self.generation_tokens.clone()),
             Box::new(self.ttft.clone()),
@@ -184,11 +202,14 @@ impl VllmMetrics {
         } else {
             used / total as f64
         });
-        let [preemptions, queries, hits] = super::engine_totals(s);
+        let [preemptions, queries, hits, drafts, proposed, accepted] = super::engine_totals(s);
         for (counter, total) in [
             (&self.preemptions, preemptions),
             (&self.prefix_queries, queries),
             (&self.prefix_hits, hits),
+            (&self.spec_drafts, drafts),
+            (&self.spec_draft_tokens, proposed),
+            (&self.spec_accepted_tokens, accepted),
         ] {
             super::advance(&counter.with_label_values(&[m]), total);
         }

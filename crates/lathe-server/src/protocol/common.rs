@@ -45,6 +45,9 @@ pub struct SamplingFields {
     pub stream_options: Option<StreamOptions>,
     pub user: Option<String>,
     pub logit_bias: Option<serde_json::Map<String, serde_json::Value>>,
+    /// lathe extension: speculative decoding for this request (`off`, `ngram`, `draft`);
+    /// absent follows the server (`--speculative`).
+    pub speculative: Option<lathe_core::SpecMode>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

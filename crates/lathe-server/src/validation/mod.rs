@@ -102,6 +102,7 @@ pub fn sampling(
         stop_token_ids: f.stop_token_ids.unwrap_or_default(),
         ignore_eos: f.ignore_eos.unwrap_or(false),
         logprobs,
+        speculative: f.speculative,
     };
     params.validate().map_err(|msg| {
         let param = msg.split_whitespace().next().map(str::to_string);

@@ -248,3 +248,59 @@ async fn server_defaults_fill_in_unset_sampling_fields() {
     .await;
     assert_eq!(c["usage"]["completion_tokens"], 7, "{c}");
 }
+
+#[tokio::test]
+async fn per_request_speculation_is_counted_in_both_metric_families() {
+    let app = lathe_server::app(state_with(ServerOptions {
+        served_model_names: vec!["coder".into()],
+        ..Default::default()
+    }));
+    // A greedy continuation of a repeated line: prompt lookup proposes, the model accepts.
+    let prompt = "let x = compute(a, b);\n".repeat(12);
+    let (s, v) = post(
+        &app,
+        "/v1/completions",
+        json!({"prompt": prompt, "max_tokens": 40, "temperature": 0, "ignore_eos": true,
+               "speculative": "ngram"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["usage"]["completion_tokens"], 40);
+    let (_, bytes) = get(&app, "/metrics").await;
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    let m = "{model_name=\"coder\"}";
+    let drafts = sample(&text, &format!("vllm:spec_decode_num_drafts_total{m}")).unwrap();
+    let proposed = sample(
+        &text,
+        &format!("vllm:spec_decode_num_draft_tokens_total{m}"),
+    )
+    .unwrap();
+    let accepted = sample(
+        &text,
+        &format!("vllm:spec_decode_num_accepted_tokens_total{m}"),
+    )
+    .unwrap();
+    assert!(
+        drafts > 0.0 && accepted > 0.0 && accepted <= proposed,
+        "{accepted}/{proposed}"
+    );
+    assert_eq!(
+        sample(&text, "lathe_spec_decode_num_accepted_tokens_total"),
+        Some(accepted)
+    );
+    let rate = sample(&text, "lathe_spec_decode_acceptance_rate").unwrap();
+    assert!((rate - accepted / proposed).abs() < 1e-9, "{rate}");
+    let mean = sample(&text, "lathe_spec_decode_mean_accepted_length").unwrap();
+    assert!((mean - (1.0 + accepted / drafts)).abs() < 1e-9, "{mean}");
+    // No draft model on this server, and no such method: 400s naming the field.
+    for bad in [json!("draft"), json!("banana"), json!(3)] {
+        let (s, v) = post(
+            &app,
+            "/v1/completions",
+            json!({"prompt": "a", "max_tokens": 2, "speculative": bad}),
+        )
+        .await;
+        assert_eq!(s, 400, "{bad}: {v}");
+        assert!(v.to_string().contains("speculative"), "{bad}: {v}");
+    }
+}
