@@ -63,6 +63,9 @@ pub struct EngineArgs {
     /// ... and of at least this many.
     #[arg(long, default_value_t = 2)]
     pub prompt_lookup_min: usize,
+    /// The draft model stops a proposal at a token it gives less than this probability.
+    #[arg(long, default_value_t = 0.75)]
+    pub draft_p_min: f32,
 }
 
 /// `--speculative`.
@@ -123,6 +126,7 @@ impl EngineArgs {
             ngram_min: self.prompt_lookup_min,
             ngram_max: self.prompt_lookup_max,
             draft_model: self.speculative_model.clone(),
+            draft_p_min: self.draft_p_min,
         })
     }
 

@@ -77,6 +77,8 @@ fn a_draft_model_keeps_greedy_output_and_the_server_default_applies() {
             method: SpecMode::Draft,
             num_speculative_tokens: 4,
             draft_model: Some("smollm2-135m-instruct".into()),
+            // Always k proposals (the draft is sure of most tokens anyway).
+            draft_p_min: 0.0,
             ..SpeculativeConfig::default()
         },
         ..smollm2()
@@ -117,6 +119,8 @@ fn speculation_under_preemption_and_cancellation_completes_and_frees_every_block
             num_speculative_tokens: 6,
             ngram_min: 1,
             draft_model: Some("smollm2-135m-instruct".into()),
+            // Always k proposals (the draft is sure of most tokens anyway).
+            draft_p_min: 0.0,
             ..SpeculativeConfig::default()
         },
         ..smollm2()

@@ -284,6 +284,7 @@ fn load_draft(
         kv,
         cfg.max_num_batched_tokens,
         target.vocab_size,
+        cfg.speculative.draft_p_min,
     ))
 }
 

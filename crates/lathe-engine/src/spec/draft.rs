@@ -5,7 +5,11 @@
 //! cache back to the longest prefix it shares with the request's real tokens (rejected
 //! proposals fall out there), catches up on what it has not seen (the prompt first, at most
 //! `max_catch_up` tokens a step across requests, so a long prompt does not stall the target),
-//! then decodes greedily, one batched forward per proposed token.
+//! then decodes greedily, one batched forward per proposed token, stopping a request's
+//! proposal at the first token the draft itself is unsure of (probability below `p_min`, as
+//! llama.cpp's `--draft-p-min`): a doubtful proposal costs a draft forward and is likely
+//! rejected. Requests still prefilling in the target catch up in the same steps (k = 0), so
+//! the draft's own prompt pass lands in the time to first token, not between tokens.
 
 use std::collections::HashMap;
 
@@ -24,6 +28,8 @@ pub(crate) struct DraftModel {
     max_catch_up: usize,
     /// Proposals at or above this id would not embed in the target: cut there.
     target_vocab: u32,
+    /// A proposal stops before a token the draft gives less than this probability.
+    p_min: f32,
     seqs: HashMap<RequestId, DraftSeq>,
 }
 
@@ -47,6 +53,7 @@ impl DraftModel {
         kv: KvCache,
         max_catch_up: usize,
         target_vocab: usize,
+        p_min: f32,
     ) -> Self {
         Self {
             pool: BlockPool::new(kv.num_blocks),
@@ -55,6 +62,7 @@ impl DraftModel {
             kv,
             max_catch_up: max_catch_up.max(1),
             target_vocab: target_vocab as u32,
+            p_min,
             seqs: HashMap::new(),
         }
     }
@@ -73,21 +81,21 @@ impl DraftModel {
         self.pool.num_used()
     }
 
-    /// Proposals for every request that is caught up; requests still catching up (or whose
-    /// blocks do not fit) get none this step.
+    /// Proposals for every request that is caught up and asks for some (`k > 0`); requests
+    /// still catching up (or whose blocks do not fit) get none this step.
     pub fn propose(&mut self, wants: &[DraftWant]) -> Result<Vec<(RequestId, Vec<u32>)>> {
         let mut catch_up = self.max_catch_up;
         // (id, k) of the requests that propose this step.
         let mut proposing = Vec::new();
         let mut first = SchedulerOutput::default();
-        for w in wants.iter().filter(|w| w.k > 0 && !w.tokens.is_empty()) {
+        for w in wants.iter().filter(|w| !w.tokens.is_empty()) {
             let start = self.rewind(w.id, w.tokens);
             let missing = w.tokens.len() - start;
             let n = missing.min(catch_up);
             if n == 0 {
                 continue;
             }
-            let done = n == missing;
+            let done = n == missing && w.k > 0;
             // Room for the chunk and, when proposing, the k - 1 proposals fed back.
             let end = start + n + if done { w.k - 1 } else { 0 };
             if end > self.model.spec().max_position_embeddings || !self.reserve(w.id, end) {
@@ -132,7 +140,7 @@ impl DraftModel {
                 let token = argmax(row);
                 let k = proposing.iter().find(|p| p.0 == id).map_or(0, |p| p.1);
                 let out = proposals.entry(id).or_default();
-                if token >= self.target_vocab {
+                if token >= self.target_vocab || top_probability(row, token) < self.p_min {
                     continue;
                 }
                 out.push(token);
@@ -192,4 +200,10 @@ impl DraftModel {
             None => false,
         }
     }
+}
+
+/// Softmax probability of `token` in a logits row.
+fn top_probability(row: &[f32], token: u32) -> f32 {
+    let top = row[token as usize];
+    1.0 / row.iter().map(|&x| (x - top).exp()).sum::<f32>()
 }

@@ -30,6 +30,8 @@ pub struct SpeculativeConfig {
     /// Draft model (registry id, Hugging Face repo, directory or `.gguf`): loaded when set,
     /// and needed by `SpecMode::Draft`.
     pub draft_model: Option<String>,
+    /// The draft stops proposing at a token it gives less than this probability.
+    pub draft_p_min: f32,
 }
 
 impl Default for SpeculativeConfig {
@@ -40,6 +42,7 @@ impl Default for SpeculativeConfig {
             ngram_min: 2,
             ngram_max: 4,
             draft_model: None,
+            draft_p_min: 0.75,
         }
     }
 }
@@ -72,10 +75,15 @@ impl Speculator {
             let (Some(req), Some(p)) = (sched.request(id), params.get(&id)) else {
                 continue;
             };
-            if req.num_uncomputed_tokens() != 1 {
-                continue;
-            }
+            let decoding = req.num_uncomputed_tokens() == 1;
             match self.mode_for(p) {
+                // Prefilling: the draft catches up on the prompt meanwhile.
+                SpecMode::Draft if !decoding => wants.push(DraftWant {
+                    id,
+                    tokens: req.token_ids(),
+                    k: 0,
+                }),
+                _ if !decoding => {}
                 SpecMode::Off => {}
                 SpecMode::Ngram => {
                     let t =
