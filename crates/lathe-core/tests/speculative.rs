@@ -18,14 +18,14 @@ fn truth(tokens: &[u32], k: usize) -> Vec<u32> {
 }
 
 /// Proposes up to 7 tokens: the truth with one token corrupted at a random place (or none).
-fn noisy_proposer(seed: u64) -> Box<dyn FnMut(&[u32]) -> Vec<u32>> {
+fn noisy_proposer(seed: u64) -> common::Proposer {
     let mut rng = StdRng::seed_from_u64(seed);
     Box::new(move |tokens| {
         let k = rng.random_range(0..=7);
         let mut p = truth(tokens, k);
         if k > 0 && rng.random_bool(0.6) {
             let i = rng.random_range(0..k);
-            p[i] = 1000 + p[i]; // next_token never returns >= 1000
+            p[i] += 1000; // next_token never returns >= 1000
         }
         p
     })

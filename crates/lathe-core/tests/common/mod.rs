@@ -89,6 +89,9 @@ impl FakeModel {
     }
 }
 
+/// Speculative proposals for a request, given its tokens.
+pub type Proposer = Box<dyn FnMut(&[u32]) -> Vec<u32>>;
+
 /// An engine-like driver: schedule → fake model → update → finish at max_tokens, checking
 /// every invariant (its own, from the public API, and the scheduler's) at every step.
 pub struct Harness {
@@ -99,7 +102,7 @@ pub struct Harness {
     pub preemptions: usize,
     pub steps: usize,
     /// Speculative decoding: proposes tokens for a decoding request given its tokens.
-    pub proposer: Option<Box<dyn FnMut(&[u32]) -> Vec<u32>>>,
+    pub proposer: Option<Proposer>,
     /// Proposals scheduled and accepted so far.
     pub proposed: usize,
     pub accepted: usize,
