@@ -6,12 +6,12 @@ mod resolve;
 mod weights;
 
 pub use resolve::{resolve, ModelFiles, ResolvedModel};
-pub use weights::{gguf_name, GgufWeights, Weights};
+pub use weights::{gguf_expert_name, gguf_name, GgufWeights, Weights};
 
 use anyhow::{Context, Result};
 use candle_core::{DType, Device};
 
-use crate::arch::{Arch, Llama, LlamaConfig};
+use crate::arch::{Arch, ConfigSource, GgufMeta};
 use crate::model::CausalLm;
 
 /// Loads the model in `files` on `device`. `dtype` is the activation dtype for safetensors
@@ -19,27 +19,28 @@ use crate::model::CausalLm;
 pub fn load_model(files: &ModelFiles, device: &Device, dtype: DType) -> Result<Box<dyn CausalLm>> {
     match files {
         ModelFiles::Gguf(path) => {
-            let w = GgufWeights::open(path, device)?;
+            let g = GgufWeights::open(path, device)?;
             // Llama 3.1 style rope scaling: per-frequency divisors stored as a tensor.
-            let rope_freqs = match w.file.tensors.contains_key("rope_freqs.weight") {
+            let rope_freqs = match g.file.tensors.contains_key("rope_freqs.weight") {
                 true => Some(
-                    w.dense("rope_freqs.weight")?
+                    g.dense("rope_freqs.weight")?
                         .flatten_all()?
                         .to_vec1::<f32>()?,
                 ),
                 false => None,
             };
-            let cfg = LlamaConfig::from_gguf(&w.file, rope_freqs)?;
-            let arch = if cfg.rope_style == crate::arch::RopeStyle::Neox {
-                Arch::Qwen2
-            } else {
-                Arch::Llama
-            };
-            let w = Weights::Gguf(w);
-            let model = Llama::load(cfg, arch, &w, device)?;
-            if let Weights::Gguf(g) = &w {
-                g.log_fallbacks();
-            }
+            let w = Weights::Gguf(g);
+            let Weights::Gguf(g) = &w else { unreachable!() };
+            let meta = GgufMeta::new(&g.file)?;
+            let arch = Arch::from_name(&meta.arch).with_context(|| {
+                format!(
+                    "GGUF architecture `{}` is not implemented (implemented: {})",
+                    meta.arch,
+                    Arch::implemented_names().join(", ")
+                )
+            })?;
+            let model = arch.build(&ConfigSource::Gguf { meta, rope_freqs }, &w, device)?;
+            g.log_fallbacks();
             Ok(Box::new(model))
         }
         ModelFiles::Safetensors {
@@ -58,9 +59,12 @@ pub fn load_model(files: &ModelFiles, device: &Device, dtype: DType) -> Result<B
                     Arch::implemented_names().join(", ")
                 )
             })?;
-            let cfg = LlamaConfig::from_hf(&json, arch)?;
             let w = Weights::safetensors(weights, dtype, device)?;
-            Ok(Box::new(Llama::load(cfg, arch, &w, device)?))
+            Ok(Box::new(arch.build(
+                &ConfigSource::Hf(&json),
+                &w,
+                device,
+            )?))
         }
     }
 }

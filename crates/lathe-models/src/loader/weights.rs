@@ -140,8 +140,38 @@ impl GgufWeights {
     /// type, else candle's (CUDA, or CPU types lathe lacks — counted for the load log).
     pub fn linear(&self, name: &str, bias: Option<Tensor>) -> Result<Linear> {
         let (ty, dims, bytes) = self.bytes(name)?;
+        let &[rows, cols] = dims else {
+            candle_core::bail!("tensor `{name}` is {dims:?}, not a matrix")
+        };
+        self.linear_from(name, ty, rows, cols, bytes, bias)
+    }
+
+    /// Matrix `expert` of the stacked expert tensor `name` (`[experts, rows, cols]`, each
+    /// expert's blocks contiguous, as llama.cpp stores `ffn_*_exps`).
+    pub fn expert_linear(&self, name: &str, expert: usize) -> Result<Linear> {
+        let (ty, dims, bytes) = self.bytes(name)?;
+        let &[experts, rows, cols] = dims else {
+            candle_core::bail!("tensor `{name}` is {dims:?}, not a stack of expert matrices")
+        };
+        if expert >= experts || bytes.len() % experts != 0 {
+            candle_core::bail!("tensor `{name}` has {experts} experts, not expert {expert}")
+        }
+        let per = bytes.len() / experts;
+        let part = &bytes[expert * per..(expert + 1) * per];
+        self.linear_from(&format!("{name}[{expert}]"), ty, rows, cols, part, None)
+    }
+
+    fn linear_from(
+        &self,
+        name: &str,
+        ty: GgmlType,
+        rows: usize,
+        cols: usize,
+        bytes: &[u8],
+        bias: Option<Tensor>,
+    ) -> Result<Linear> {
         let lathe = self.device.is_cpu() && !crate::layers::candle_forced();
-        if let (true, Some(fmt), &[rows, cols]) = (lathe, lathe_format(ty), dims) {
+        if let (true, Some(fmt)) = (lathe, lathe_format(ty)) {
             let m = QuantMatrix::from_gguf_blocks(fmt, rows, cols, bytes)
                 .map_err(|e| candle_core::Error::Msg(format!("tensor `{name}`: {e}")))?;
             self.release(bytes);
@@ -161,7 +191,7 @@ impl GgufWeights {
         if self.device.is_cpu() && !ty.is_float() {
             *self.fallbacks.lock().unwrap().entry(ty.name()).or_default() += 1;
         }
-        let q = qtensor_from_ggml(dt, bytes, dims.to_vec(), &self.device).map_err(|e| {
+        let q = qtensor_from_ggml(dt, bytes, vec![rows, cols], &self.device).map_err(|e| {
             candle_core::Error::Msg(format!("tensor `{name}` ({}): {e}", ty.name()))
         })?;
         self.release(bytes);
@@ -289,7 +319,15 @@ impl Weights {
         };
         let weight = format!("{prefix}.weight");
         match self {
-            Weights::Gguf(g) => g.linear(&gguf_name(&weight), bias),
+            Weights::Gguf(g) => match gguf_expert_name(&weight) {
+                Some((stack, expert)) => {
+                    if bias.is_some() {
+                        candle_core::bail!("expert `{prefix}` with a bias is not supported in GGUF")
+                    }
+                    g.expert_linear(&stack, expert)
+                }
+                None => g.linear(&gguf_name(&weight), bias),
+            },
             Weights::Safetensors { .. } => {
                 Ok(Linear::new(QMatMul::Tensor(self.tensor(&weight)?), bias))
             }
@@ -329,6 +367,13 @@ pub fn gguf_name(hf: &str) -> String {
             ("mlp.gate_proj.", "ffn_gate."),
             ("mlp.up_proj.", "ffn_up."),
             ("mlp.down_proj.", "ffn_down."),
+            ("self_attn.q_norm.", "attn_q_norm."),
+            ("self_attn.k_norm.", "attn_k_norm."),
+            // The MoE router.
+            ("mlp.gate.", "ffn_gate_inp."),
+            // StarCoder2's plain MLP.
+            ("mlp.c_fc.", "ffn_up."),
+            ("mlp.c_proj.", "ffn_down."),
         ];
         for (from, to) in parts {
             if let Some(tail) = rest.strip_prefix(from) {
@@ -337,6 +382,22 @@ pub fn gguf_name(hf: &str) -> String {
         }
     }
     hf.to_string()
+}
+
+/// An expert's HF weight name (`model.layers.{i}.mlp.experts.{e}.gate_proj.weight`) → the
+/// llama.cpp tensor stacking all experts of that projection (`blk.{i}.ffn_gate_exps.weight`)
+/// and the expert's index in it.
+pub fn gguf_expert_name(hf: &str) -> Option<(String, usize)> {
+    let rest = hf.strip_prefix("model.layers.")?;
+    let (layer, rest) = rest.split_once(".mlp.experts.")?;
+    let (expert, rest) = rest.split_once('.')?;
+    let proj = match rest {
+        "gate_proj.weight" => "ffn_gate_exps",
+        "up_proj.weight" => "ffn_up_exps",
+        "down_proj.weight" => "ffn_down_exps",
+        _ => return None,
+    };
+    Some((format!("blk.{layer}.{proj}.weight"), expert.parse().ok()?))
 }
 
 #[cfg(test)]
@@ -445,5 +506,25 @@ mod tests {
             "blk.3.ffn_down.weight"
         );
         assert_eq!(gguf_name("lm_head.weight"), "output.weight");
+        assert_eq!(
+            gguf_name("model.layers.1.self_attn.k_norm.weight"),
+            "blk.1.attn_k_norm.weight"
+        );
+        assert_eq!(
+            gguf_name("model.layers.2.mlp.gate.weight"),
+            "blk.2.ffn_gate_inp.weight"
+        );
+        assert_eq!(
+            gguf_name("model.layers.2.mlp.c_fc.bias"),
+            "blk.2.ffn_up.bias"
+        );
+        assert_eq!(
+            gguf_expert_name("model.layers.4.mlp.experts.17.down_proj.weight"),
+            Some(("blk.4.ffn_down_exps.weight".into(), 17))
+        );
+        assert_eq!(
+            gguf_expert_name("model.layers.4.mlp.gate_proj.weight"),
+            None
+        );
     }
 }
