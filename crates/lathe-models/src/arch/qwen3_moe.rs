@@ -47,7 +47,15 @@ impl MoeConfig {
                 // llama.cpp always renormalises qwen3moe's top-k weights.
                 norm_topk_prob: true,
                 decoder_sparse_step: 1,
-                mlp_only_layers: Vec::new(),
+                // A layer without a router keeps its dense MLP.
+                mlp_only_layers: (0..meta.need("block_count")?)
+                    .filter(|i| {
+                        !meta
+                            .g
+                            .tensors
+                            .contains_key(&format!("blk.{i}.ffn_gate_inp.weight"))
+                    })
+                    .collect(),
             },
         };
         if cfg.top_k == 0 || cfg.top_k > cfg.num_experts || cfg.decoder_sparse_step == 0 {
