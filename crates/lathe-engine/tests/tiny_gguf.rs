@@ -9,105 +9,15 @@
 
 mod tiny;
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
+use std::path::Path;
 
-use candle_core::quantized::gguf_file::{self, Value};
+use candle_core::quantized::gguf_file;
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
-use lathe_models::loader::{gguf_expert_name, gguf_name, ModelFiles};
+use lathe_models::loader::ModelFiles;
+use tiny::gguf::{gguf_arch, matrices_in, write_gguf, TypeOf};
 use tiny::*;
-
-/// GGUF `general.architecture` of a family.
-fn gguf_arch(family: Family) -> &'static str {
-    match family {
-        Family::Qwen3 => "qwen3",
-        Family::Qwen3Moe => "qwen3moe",
-        Family::Starcoder2 => "starcoder2",
-        Family::Llama | Family::Qwen2 => unreachable!("covered by the real-model oracles"),
-    }
-}
-
-/// The type of each HF-named tensor in a file.
-type TypeOf = dyn Fn(&str, &Tensor) -> GgmlDType;
-
-/// Matrices in `dtype`; norms, biases and the router in F32 (as llama.cpp keeps them).
-fn matrices_in(dtype: GgmlDType) -> impl Fn(&str, &Tensor) -> GgmlDType {
-    move |name, t| match t.rank() == 1 || name.ends_with("mlp.gate.weight") {
-        true => GgmlDType::F32,
-        false => dtype,
-    }
-}
-
-/// Writes the HF-named `tensors` of `cfg` as `model.gguf` in `dir`, each in `type_of` it.
-fn write_gguf(
-    dir: &Path,
-    cfg: &serde_json::Value,
-    family: Family,
-    tensors: &HashMap<String, Tensor>,
-    type_of: &TypeOf,
-) -> PathBuf {
-    let arch = gguf_arch(family);
-    let u = |k: &str| Value::U32(cfg[k].as_u64().unwrap() as u32);
-    let mut meta: Vec<(String, Value)> = vec![
-        ("general.architecture".into(), Value::String(arch.into())),
-        // candle's quantized_qwen3 runs f16 activations unless told f32.
-        ("general.dtype".into(), Value::U32(0)),
-    ];
-    let mut arch_meta = vec![
-        ("block_count", u("num_hidden_layers")),
-        ("context_length", u("max_position_embeddings")),
-        ("embedding_length", u("hidden_size")),
-        ("feed_forward_length", u("intermediate_size")),
-        ("attention.head_count", u("num_attention_heads")),
-        ("attention.head_count_kv", u("num_key_value_heads")),
-        ("attention.key_length", u("head_dim")),
-        ("attention.value_length", u("head_dim")),
-        ("rope.freq_base", Value::F32(10_000.0)),
-    ];
-    if family == Family::Starcoder2 {
-        arch_meta.push(("attention.layer_norm_epsilon", Value::F32(1e-5)));
-    } else {
-        arch_meta.push(("attention.layer_norm_rms_epsilon", Value::F32(1e-5)));
-    }
-    if family == Family::Qwen3Moe {
-        arch_meta.push(("expert_count", u("num_experts")));
-        arch_meta.push(("expert_used_count", u("num_experts_per_tok")));
-        arch_meta.push(("expert_feed_forward_length", u("moe_intermediate_size")));
-    }
-    meta.extend(
-        arch_meta
-            .into_iter()
-            .map(|(k, v)| (format!("{arch}.{k}"), v)),
-    );
-
-    // Experts stacked per projection, in expert order.
-    let mut stacks: BTreeMap<String, BTreeMap<usize, (GgmlDType, Tensor)>> = BTreeMap::new();
-    let mut out: Vec<(String, QTensor)> = Vec::new();
-    for (hf, t) in tensors {
-        if let Some((name, e)) = gguf_expert_name(hf) {
-            stacks
-                .entry(name)
-                .or_default()
-                .insert(e, (type_of(hf, t), t.clone()));
-            continue;
-        }
-        out.push((gguf_name(hf), QTensor::quantize(t, type_of(hf, t)).unwrap()));
-    }
-    for (name, experts) in stacks {
-        let ty = experts[&0].0;
-        let parts: Vec<Tensor> = experts.into_values().map(|(_, t)| t).collect();
-        let stacked = Tensor::stack(&parts, 0).unwrap();
-        out.push((name, QTensor::quantize(&stacked, ty).unwrap()));
-    }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    let path = dir.join("model.gguf");
-    let mut f = std::fs::File::create(&path).unwrap();
-    let meta_refs: Vec<(&str, &Value)> = meta.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    let tensor_refs: Vec<(&str, &QTensor)> = out.iter().map(|(k, t)| (k.as_str(), t)).collect();
-    gguf_file::write(&mut f, &meta_refs, &tensor_refs).unwrap();
-    path
-}
 
 /// The tensors as the GGUF file holds them (rounded through their type and back), so that an
 /// f32 reference runs on exactly the file's weight values.
@@ -201,7 +111,7 @@ fn assert_same_choice(ours: &[f32], theirs: &[f32], what: &str) {
 fn check_against_candle(what: &str, cfg: &serde_json::Value, family: Family, type_of: &TypeOf) {
     let dir = tempdir();
     let tensors = write_checkpoint(dir.path(), cfg, family);
-    let path = write_gguf(dir.path(), cfg, family, &tensors, type_of);
+    let path = write_gguf(dir.path(), cfg, family, &tensors, type_of, &[]);
     let ours = ours(&ModelFiles::Gguf(path.clone()), &PROMPT, &decode_tokens());
     let rounded = round_trip(&tensors, type_of);
     candle_core::safetensors::save(&rounded, dir.path().join("model.safetensors")).unwrap();
@@ -261,7 +171,14 @@ fn f32_gguf_and_safetensors_give_the_same_model() {
     ] {
         let dir = tempdir();
         let tensors = write_checkpoint(dir.path(), &cfg, family);
-        let path = write_gguf(dir.path(), &cfg, family, &tensors, &|_, _| GgmlDType::F32);
+        let path = write_gguf(
+            dir.path(),
+            &cfg,
+            family,
+            &tensors,
+            &|_, _| GgmlDType::F32,
+            &[],
+        );
         let from_gguf = ours(&ModelFiles::Gguf(path), &PROMPT, &decode_tokens());
         let from_st = ours(&safetensors(dir.path()), &PROMPT, &decode_tokens());
         for (step, (a, b)) in from_gguf.iter().zip(&from_st).enumerate() {

@@ -383,6 +383,20 @@ wheel_sha256 = "h2"
     }
 
     #[test]
+    fn current_code_families_are_implemented() {
+        let reg = Registry::builtin();
+        for (id, arch) in [
+            ("qwen3-0.6b", Arch::Qwen3),
+            ("qwen3-32b", Arch::Qwen3),
+            ("qwen3-coder-30b-a3b-instruct", Arch::Qwen3Moe),
+            ("starcoder2-3b", Arch::Starcoder2),
+            ("starcoder2-15b", Arch::Starcoder2),
+        ] {
+            assert_eq!(reg.get(id).unwrap().require_implemented().unwrap(), arch, "{id}");
+        }
+    }
+
+    #[test]
     fn unimplemented_arch_is_refused_with_its_name() {
         let reg = Registry::builtin();
         let err = reg

@@ -2,6 +2,8 @@
 //! them (a prefill, then one token per step over a scattered block table).
 #![allow(dead_code)]
 
+pub mod gguf;
+
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -121,9 +123,10 @@ pub fn write_checkpoint(
 ) -> HashMap<String, Tensor> {
     let mut t = Tensors(HashMap::new());
     let (h, d) = (HIDDEN, HEAD_DIM);
-    t.rnd("model.embed_tokens.weight".into(), &[VOCAB, h], 1.0);
+    let vocab = cfg["vocab_size"].as_u64().unwrap() as usize;
+    t.rnd("model.embed_tokens.weight".into(), &[vocab, h], 1.0);
     if !cfg["tie_word_embeddings"].as_bool().unwrap() {
-        t.rnd("lm_head.weight".into(), &[VOCAB, h], 0.2);
+        t.rnd("lm_head.weight".into(), &[vocab, h], 0.2);
     }
     let layer_norm = family == Family::Starcoder2;
     if layer_norm {
