@@ -32,11 +32,7 @@ fn round_trip(tensors: &HashMap<String, Tensor>, type_of: &TypeOf) -> HashMap<St
 }
 
 /// candle-transformers' f32 model of `family` over the safetensors in `dir`.
-fn candle_f32(
-    dir: &Path,
-    cfg: &serde_json::Value,
-    family: Family,
-) -> Box<dyn FnMut(&[u32], usize) -> Vec<f32>> {
+fn candle_f32(dir: &Path, cfg: &serde_json::Value, family: Family) -> Reference {
     use candle_transformers::models::{qwen3, qwen3_moe};
     match family {
         Family::Qwen3 => {
@@ -54,7 +50,7 @@ fn candle_f32(
 }
 
 /// candle-transformers' quantized model of `path`: last-position logits per call.
-fn candle_quantized(path: &Path, family: Family) -> Box<dyn FnMut(&[u32], usize) -> Vec<f32>> {
+fn candle_quantized(path: &Path, family: Family) -> Reference {
     use candle_transformers::models::{quantized_qwen3, quantized_qwen3_moe};
     let mut f = std::fs::File::open(path).unwrap();
     let ct = gguf_file::Content::read(&mut f).unwrap();

@@ -17,7 +17,7 @@ fn check(
     what: &str,
     cfg: &serde_json::Value,
     family: Family,
-    reference: impl FnOnce(&Path) -> Box<dyn FnMut(&[u32], usize) -> Vec<f32>>,
+    reference: impl FnOnce(&Path) -> Reference,
 ) {
     let dir = tempdir();
     write_checkpoint(dir.path(), cfg, family);

@@ -110,6 +110,10 @@ pub enum Family {
     Starcoder2,
 }
 
+/// A reference implementation: last-position logits for `(tokens, offset)`, keeping its own
+/// cache between calls.
+pub type Reference = Box<dyn FnMut(&[u32], usize) -> Vec<f32>>;
+
 /// Whether layer `l` of a MoE config is sparse (every `decoder_sparse_step`-th).
 pub fn moe_sparse(cfg: &serde_json::Value, l: usize) -> bool {
     (l + 1).is_multiple_of(cfg["decoder_sparse_step"].as_u64().unwrap() as usize)
