@@ -46,6 +46,7 @@ pub async fn messages(
         valid.chat.tool_format,
         false,
     )
+    .functions(valid.chat.functions.clone())
     .single_call(!valid.chat.parallel_tool_calls);
     let gen = Generation::start(&state, &ctx.id, arrived, jobs)?;
     let run = MessageRun::new(ctx, gen, valid.stop_sequences, prompt_tokens);

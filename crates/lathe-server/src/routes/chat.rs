@@ -29,6 +29,8 @@ pub(crate) struct ChatContext {
     pub created: u64,
     pub tokenizer: Arc<TextTokenizer>,
     pub tool_format: Option<&'static dyn ToolFormat>,
+    /// The request's tools, for the parser of each choice.
+    pub functions: Vec<FunctionDef>,
     pub markers: Vec<(u32, &'static str)>,
     pub logprobs: bool,
     /// The model thinks in `<think>` tags (registry `reasoning = "think_tags"`).
@@ -56,10 +58,17 @@ impl ChatContext {
                 .unwrap_or_default(),
             tokenizer: info.tokenizer.clone(),
             tool_format,
+            functions: Vec::new(),
             logprobs,
             reasoning: thinks_in_tags(info),
             single_call: false,
         }
+    }
+
+    /// The request's tools (the parsers read their schemas).
+    pub fn functions(mut self, functions: Vec<FunctionDef>) -> Self {
+        self.functions = functions;
+        self
     }
 
     /// With `parallel_tool_calls: false`: at most one call per answer.
@@ -95,6 +104,7 @@ pub async fn chat_completions(
         valid.tool_format,
         valid.sampling.params.logprobs.is_some(),
     )
+    .functions(valid.functions.clone())
     .single_call(!valid.parallel_tool_calls);
     let gen = Generation::start(&state, &ctx.id, arrived, jobs)?;
     if valid.sampling.stream {
@@ -127,7 +137,7 @@ pub(crate) struct ChoiceState {
 impl ChoiceState {
     pub fn new(ctx: &ChatContext) -> Self {
         Self {
-            parser: ctx.tool_format.map(|f| f.parser()),
+            parser: ctx.tool_format.map(|f| f.parser(&ctx.functions)),
             thinking: ctx.reasoning.then(ThinkSplitter::new),
             calls: 0,
             finished: None,

@@ -44,6 +44,7 @@ pub async fn responses(
         valid.chat.tool_format,
         valid.logprobs,
     )
+    .functions(valid.chat.functions.clone())
     .single_call(!valid.chat.parallel_tool_calls);
     let gen = Generation::start(&state, &ctx.id, arrived, jobs)?;
     let run = ResponseRun::new(ctx, gen, OutputBuilder::new(valid.tools), valid.echo);

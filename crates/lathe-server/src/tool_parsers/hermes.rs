@@ -70,7 +70,7 @@ impl ToolFormat for Hermes {
         "hermes"
     }
 
-    fn parser(&self) -> Box<dyn ToolParser> {
+    fn parser(&self, _tools: &[FunctionDef]) -> Box<dyn ToolParser> {
         Box::new(HermesParser::default())
     }
 

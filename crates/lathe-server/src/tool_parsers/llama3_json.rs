@@ -18,7 +18,7 @@ impl ToolFormat for Llama3Json {
         "llama3_json"
     }
 
-    fn parser(&self) -> Box<dyn ToolParser> {
+    fn parser(&self, _tools: &[FunctionDef]) -> Box<dyn ToolParser> {
         Box::new(Llama3Parser::default())
     }
 

@@ -29,7 +29,7 @@ impl ToolFormat for Mistral {
         "mistral"
     }
 
-    fn parser(&self) -> Box<dyn ToolParser> {
+    fn parser(&self, _tools: &[FunctionDef]) -> Box<dyn ToolParser> {
         Box::new(MistralParser::default())
     }
 

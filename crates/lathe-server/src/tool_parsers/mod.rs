@@ -12,6 +12,7 @@ mod json_call;
 mod lazy;
 mod llama3_json;
 mod mistral;
+mod qwen3_coder;
 
 pub use json_call::{CallScanner, ScanStatus};
 pub use lazy::GrammarVocab;
@@ -48,7 +49,9 @@ pub trait ToolParser: Send {
 /// A tool-call format.
 pub trait ToolFormat: Send + Sync {
     fn name(&self) -> &'static str;
-    fn parser(&self) -> Box<dyn ToolParser>;
+    /// A parser for one generation; `tools` are the request's (a format whose values are
+    /// typed by the tool schemas reads them, the others ignore them).
+    fn parser(&self, tools: &[FunctionDef]) -> Box<dyn ToolParser>;
     /// Marker strings that may be special tokens (the detokenizer drops special tokens, so the
     /// server re-inserts these when their token is generated).
     fn markers(&self) -> &'static [&'static str] {
@@ -85,12 +88,13 @@ pub fn format(name: &str) -> Option<&'static dyn ToolFormat> {
         "hermes" | "qwen" | "qwen2_5" => Some(&hermes::Hermes),
         "llama3_json" | "llama3" => Some(&llama3_json::Llama3Json),
         "mistral" => Some(&mistral::Mistral),
+        "qwen3_coder" | "qwen3_xml" => Some(&qwen3_coder::Qwen3Coder),
         _ => None,
     }
 }
 
 /// Names `format` knows (for error messages and docs).
-pub const IMPLEMENTED: &[&str] = &["hermes", "llama3_json", "mistral"];
+pub const IMPLEMENTED: &[&str] = &["hermes", "llama3_json", "mistral", "qwen3_coder"];
 
 /// Folds parser events into the message content and the tool calls of a non-streaming reply.
 pub fn assemble(

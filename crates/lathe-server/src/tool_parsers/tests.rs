@@ -4,7 +4,7 @@
 use super::*;
 
 fn run_chunked(format: &dyn ToolFormat, text: &str, chunk: usize) -> Vec<ParseEvent> {
-    let mut p = format.parser();
+    let mut p = format.parser(&[]);
     let chars: Vec<char> = text.chars().collect();
     let mut ev = Vec::new();
     for piece in chars.chunks(chunk.max(1)) {
@@ -164,7 +164,7 @@ fn one_call_limit_keeps_the_first_call_and_cuts_at_the_second() {
     let f = format("hermes").unwrap();
     let text = "<tool_call>\n{\"name\": \"a\", \"arguments\": {\"x\": 1}}\n</tool_call>\n<tool_call>\n{\"name\": \"b\", \"arguments\": {}}\n</tool_call>";
     for chunk in [1, 3, usize::MAX] {
-        let mut p = f.parser();
+        let mut p = f.parser(&[]);
         let mut limit = OneCallLimit::default();
         let mut kept = Vec::new();
         let mut cuts = 0;
@@ -184,7 +184,7 @@ fn one_call_limit_keeps_the_first_call_and_cuts_at_the_second() {
     // One call only: nothing is cut.
     let mut limit = OneCallLimit::default();
     let mut ev = parse_all(
-        f.parser().as_mut(),
+        f.parser(&[]).as_mut(),
         "<tool_call>{\"name\": \"a\"}</tool_call>",
     );
     assert!(!limit.apply(&mut ev));

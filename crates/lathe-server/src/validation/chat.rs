@@ -36,6 +36,8 @@ pub struct ValidChat {
     pub template_tools: Option<Vec<Value>>,
     /// Set when tool calls are to be parsed out of the output.
     pub tool_format: Option<&'static dyn ToolFormat>,
+    /// The request's tools (a parser may type call arguments by their schemas).
+    pub functions: Vec<FunctionDef>,
     /// `parallel_tool_calls` (default true): false allows at most one call per answer.
     pub parallel_tool_calls: bool,
     pub constraint: Option<ConstraintPlan>,
@@ -143,6 +145,7 @@ pub fn validate(
         } else {
             format
         },
+        functions: tools,
         parallel_tool_calls: parallel,
         constraint,
         sampling,

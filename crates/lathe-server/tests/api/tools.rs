@@ -278,7 +278,7 @@ async fn every_format_grammar_accepts_its_calls() {
         );
         // And the parser reads back what the grammar produced.
         let (_, calls) =
-            tool_parsers::assemble(tool_parsers::parse_all(format.parser().as_mut(), &text));
+            tool_parsers::assemble(tool_parsers::parse_all(format.parser(&functions).as_mut(), &text));
         assert_eq!(calls.len(), 2, "{name}");
         assert!(calls
             .iter()
