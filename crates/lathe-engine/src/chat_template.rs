@@ -14,6 +14,9 @@
 //!   text-only), and tool-call `arguments` given as a JSON string become an object, because
 //!   templates write them with `| tojson` and expect a mapping.
 //! - `tools` is passed as given (OpenAI shape) and is `none` when absent, like HF.
+//! - A request may add variables (vLLM's `chat_template_kwargs`, `reasoning_effort`: what
+//!   Qwen3's `enable_thinking` and gpt-oss's `reasoning_effort` read); they never replace the
+//!   variables set here ([`RESERVED_VARS`]), which the server refuses anyway.
 
 mod pyjson;
 mod strftime;
@@ -23,6 +26,15 @@ use minijinja::{context, Environment, Error, ErrorKind, Value};
 use serde_json::Value as Json;
 
 const TEMPLATE_NAME: &str = "chat";
+
+/// The variables `render` sets itself; extra variables by these names are ignored.
+pub const RESERVED_VARS: &[&str] = &[
+    "messages",
+    "tools",
+    "add_generation_prompt",
+    "bos_token",
+    "eos_token",
+];
 
 /// A compiled chat template plus the special tokens it may reference.
 #[derive(Debug)]
@@ -59,6 +71,18 @@ impl ChatTemplate {
         tools: Option<&[Json]>,
         add_generation_prompt: bool,
     ) -> Result<String> {
+        self.render_with(messages, tools, add_generation_prompt, &serde_json::Map::new())
+    }
+
+    /// [`Self::render`] with extra template variables (`{"enable_thinking": false}`); those
+    /// named in [`RESERVED_VARS`] are ignored.
+    pub fn render_with(
+        &self,
+        messages: &[Json],
+        tools: Option<&[Json]>,
+        add_generation_prompt: bool,
+        extra: &serde_json::Map<String, Json>,
+    ) -> Result<String> {
         let messages = messages
             .iter()
             .enumerate()
@@ -71,6 +95,8 @@ impl ChatTemplate {
             add_generation_prompt => add_generation_prompt,
             bos_token => self.bos_token.as_deref().unwrap_or(""),
             eos_token => self.eos_token.as_deref().unwrap_or(""),
+            // Merged in after the keys above, which win.
+            ..Value::from_serialize(extra)
         };
         let tmpl = self.env.get_template(TEMPLATE_NAME)?;
         tmpl.render(ctx).map_err(describe)
@@ -180,5 +206,49 @@ mod tests {
             neutralize_generation_tags(src),
             "a{%- if true -%}b{% endif %}c{% if x %}{% endif %}"
         );
+    }
+
+    /// The end of Qwen3's template: thinking is turned off by an empty think block.
+    const QWEN3_TAIL: &str = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}\
+        {% if add_generation_prompt %}<|im_start|>assistant\n\
+        {% if enable_thinking is defined and enable_thinking is false %}<think>\n\n</think>\n\n{% endif %}{% endif %}\
+        {% if reasoning_effort is defined %}effort={{ reasoning_effort }}{% endif %}";
+
+    fn vars(v: Json) -> serde_json::Map<String, Json> {
+        v.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn extra_variables_reach_the_template() {
+        let tpl = ChatTemplate::new(QWEN3_TAIL, None, None).unwrap();
+        let msgs = [serde_json::json!({"role": "user", "content": "hi"})];
+        let plain = tpl.render(&msgs, None, true).unwrap();
+        assert_eq!(plain, "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
+        let thinking = tpl
+            .render_with(&msgs, None, true, &vars(serde_json::json!({"enable_thinking": true})))
+            .unwrap();
+        assert_eq!(thinking, plain);
+        let off = tpl
+            .render_with(&msgs, None, true, &vars(serde_json::json!({"enable_thinking": false})))
+            .unwrap();
+        assert_eq!(off, format!("{plain}<think>\n\n</think>\n\n"));
+        let effort = tpl
+            .render_with(&msgs, None, true, &vars(serde_json::json!({"reasoning_effort": "low"})))
+            .unwrap();
+        assert_eq!(effort, format!("{plain}effort=low"));
+    }
+
+    #[test]
+    fn extra_variables_never_replace_the_reserved_ones() {
+        let tpl = ChatTemplate::new(QWEN3_TAIL, Some("<s>".into()), None).unwrap();
+        let msgs = [serde_json::json!({"role": "user", "content": "hi"})];
+        let plain = tpl.render(&msgs, None, true).unwrap();
+        let extra = vars(serde_json::json!({
+            "messages": [], "add_generation_prompt": false, "tools": [1], "bos_token": "X", "eos_token": "Y"
+        }));
+        assert_eq!(tpl.render_with(&msgs, None, true, &extra).unwrap(), plain);
+        for name in RESERVED_VARS {
+            assert!(extra.contains_key(*name), "{name}");
+        }
     }
 }

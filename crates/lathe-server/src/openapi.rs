@@ -241,7 +241,9 @@ fn schemas(served: Served) -> Value {
                 }}
             ]},
             "parallel_tool_calls": {"type": "boolean"},
-            "response_format": {"type": "object", "properties": {"type": {"enum": ["text", "json_object", "json_schema"]}, "json_schema": {"type": "object"}}}
+            "response_format": {"type": "object", "properties": {"type": {"enum": ["text", "json_object", "json_schema"]}, "json_schema": {"type": "object"}}},
+            "chat_template_kwargs": {"type": "object", "description": "extra chat-template variables (e.g. {\"enable_thinking\": false} for Qwen3); messages, tools, add_generation_prompt, bos_token and eos_token cannot be set"},
+            "reasoning_effort": {"enum": ["none", "minimal", "low", "medium", "high", "xhigh"], "description": "passed to the chat template as reasoning_effort"}
         }), &["messages"]),
         "CompletionRequest": with(json!({
             "model": {"type": "string"},
@@ -275,7 +277,7 @@ fn schemas(served: Served) -> Value {
             "previous_response_id": {"type": "null", "description": "lathe stores nothing: send the history in input"},
             "include": {"type": "array", "items": {"type": "string"}},
             "top_logprobs": {"type": "integer", "minimum": 0, "maximum": 20},
-            "reasoning": {"type": "object"}, "metadata": {"type": "object"}
+            "reasoning": {"type": "object", "properties": {"effort": {"enum": ["none", "minimal", "low", "medium", "high", "xhigh"], "description": "passed to the chat template as reasoning_effort"}}}, "metadata": {"type": "object"}
         }},
         "MessagesRequest": {"type": "object", "required": ["messages"], "properties": {
             "model": {"type": "string"},

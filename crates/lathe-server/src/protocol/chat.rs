@@ -19,6 +19,12 @@ pub struct ChatCompletionRequest {
     pub tool_choice: Option<ToolChoice>,
     pub parallel_tool_calls: Option<bool>,
     pub response_format: Option<ResponseFormat>,
+    /// Extra chat-template variables (vLLM's `chat_template_kwargs`, e.g. Qwen3's
+    /// `enable_thinking`); an object, checked by validation.
+    pub chat_template_kwargs: Option<Value>,
+    /// `none` | `minimal` | `low` | `medium` | `high` | `xhigh`: the template variable
+    /// `reasoning_effort`.
+    pub reasoning_effort: Option<Value>,
     /// Deprecated OpenAI fields, refused with a pointer to `tools`.
     pub functions: Option<Value>,
     pub function_call: Option<Value>,

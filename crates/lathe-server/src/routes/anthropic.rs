@@ -32,10 +32,10 @@ pub async fn messages(
     let arrived = Instant::now();
     let valid = validate(&state, &body)?;
     let st = state.clone();
-    let (valid, jobs, prompt_tokens) = blocking(move || {
+    let (valid, jobs, prompt_tokens, thinking_off) = blocking(move || {
         let p = prepare(&st, &valid.chat).map_err(anthropic_param)?;
         let jobs = Job::choices(&p.prompt, &p.params, p.grammar.as_ref(), 1)?;
-        Ok((valid, jobs, p.prompt.len()))
+        Ok((valid, jobs, p.prompt.len(), p.thinking_off))
     })
     .await?;
     let info = state.engine()?.info().clone();
@@ -47,6 +47,7 @@ pub async fn messages(
         false,
     )
     .functions(valid.chat.functions.clone())
+    .thinking_off(thinking_off)
     .single_call(!valid.chat.parallel_tool_calls);
     let gen = Generation::start(&state, &ctx.id, arrived, jobs)?;
     let run = MessageRun::new(ctx, gen, valid.stop_sequences, prompt_tokens);
@@ -68,7 +69,11 @@ pub async fn count_tokens(
     let info = state.engine()?.info().clone();
     let n = blocking(move || {
         let ids = info
-            .encode_chat(&valid.chat.messages, valid.chat.template_tools.as_deref())
+            .encode_chat_with(
+                &valid.chat.messages,
+                valid.chat.template_tools.as_deref(),
+                &valid.chat.template_vars,
+            )
             .map_err(tokenize_error)?;
         Ok(ids.len())
     })

@@ -71,6 +71,13 @@ impl ChatContext {
         self
     }
 
+    /// The prompt closed the think block (thinking turned off by the template): the output
+    /// is all answer.
+    pub fn thinking_off(mut self, off: bool) -> Self {
+        self.reasoning &= !off;
+        self
+    }
+
     /// With `parallel_tool_calls: false`: at most one call per answer.
     pub fn single_call(mut self, single: bool) -> Self {
         self.single_call = single;
@@ -90,10 +97,10 @@ pub async fn chat_completions(
     let arrived = Instant::now();
     let valid = validate(&state, from_value(&body)?, from_value(&body)?)?;
     let st = state.clone();
-    let (valid, jobs) = blocking(move || {
+    let (valid, jobs, thinking_off) = blocking(move || {
         let p = prepare(&st, &valid)?;
         let jobs = Job::choices(&p.prompt, &p.params, p.grammar.as_ref(), valid.sampling.n)?;
-        Ok((valid, jobs))
+        Ok((valid, jobs, p.thinking_off))
     })
     .await?;
     let info = state.engine()?.info().clone();
@@ -105,6 +112,7 @@ pub async fn chat_completions(
         valid.sampling.params.logprobs.is_some(),
     )
     .functions(valid.functions.clone())
+    .thinking_off(thinking_off)
     .single_call(!valid.parallel_tool_calls);
     let gen = Generation::start(&state, &ctx.id, arrived, jobs)?;
     if valid.sampling.stream {

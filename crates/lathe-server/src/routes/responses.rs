@@ -30,10 +30,10 @@ pub async fn responses(
     let arrived = Instant::now();
     let valid = validate(&state, &body)?;
     let st = state.clone();
-    let (valid, jobs) = blocking(move || {
+    let (valid, jobs, thinking_off) = blocking(move || {
         let p = prepare(&st, &valid.chat).map_err(responses_error)?;
         let jobs = Job::choices(&p.prompt, &p.params, p.grammar.as_ref(), 1)?;
-        Ok((valid, jobs))
+        Ok((valid, jobs, p.thinking_off))
     })
     .await?;
     let info = state.engine()?.info().clone();
@@ -45,6 +45,7 @@ pub async fn responses(
         valid.logprobs,
     )
     .functions(valid.chat.functions.clone())
+    .thinking_off(thinking_off)
     .single_call(!valid.chat.parallel_tool_calls);
     let gen = Generation::start(&state, &ctx.id, arrived, jobs)?;
     let run = ResponseRun::new(ctx, gen, OutputBuilder::new(valid.tools), valid.echo);

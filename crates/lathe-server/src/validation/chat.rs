@@ -1,6 +1,6 @@
 //! `/v1/chat/completions` requests → `ValidChat` → `Prepared` (prompt tokens + constraint).
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::messages::{normalize, TemplateCaps};
 use super::{check_top_logprobs, sampling, tokenize_error, ValidSampling};
@@ -42,6 +42,8 @@ pub struct ValidChat {
     pub parallel_tool_calls: bool,
     pub constraint: Option<ConstraintPlan>,
     pub sampling: ValidSampling,
+    /// Extra chat-template variables: `chat_template_kwargs` and `reasoning_effort`.
+    pub template_vars: Map<String, Value>,
 }
 
 /// A request ready for the engine.
@@ -49,6 +51,9 @@ pub struct Prepared {
     pub prompt: Vec<u32>,
     pub params: lathe_core::SamplingParams,
     pub grammar: Option<CompiledGrammar>,
+    /// The prompt closes the think block itself (Qwen3 with `enable_thinking: false`): the
+    /// output is all answer, no reasoning.
+    pub thinking_off: bool,
 }
 
 pub fn validate(
@@ -81,6 +86,7 @@ pub fn validate(
     };
     let sampling = sampling(fields, max_tokens, top, state.options())?;
 
+    let template_vars = template_vars(req.chat_template_kwargs, req.reasoning_effort)?;
     let tools = check_tools(req.tools.as_deref().unwrap_or(&[]))?;
     let choice = tool_choice(req.tool_choice, &tools)?;
     let registry_format = info.tool_format.as_str();
@@ -149,7 +155,78 @@ pub fn validate(
         parallel_tool_calls: parallel,
         constraint,
         sampling,
+        template_vars,
     })
+}
+
+/// `reasoning_effort` values: OpenAI's (`none` and `xhigh` too, which Responses clients such as
+/// Codex may send).
+pub const REASONING_EFFORTS: &[&str] = &["none", "minimal", "low", "medium", "high", "xhigh"];
+
+/// The extra template variables of a request: every key of `chat_template_kwargs` (an object;
+/// the variables the server sets itself, `messages`, `tools`, `add_generation_prompt`,
+/// `bos_token` and `eos_token`, are refused), then `reasoning_effort` (which wins over a
+/// `reasoning_effort` key of the kwargs).
+fn template_vars(
+    kwargs: Option<Value>,
+    effort: Option<Value>,
+) -> Result<Map<String, Value>, ApiError> {
+    let mut vars = match kwargs {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(map)) => map,
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "chat_template_kwargs".to_string(),
+                format!(
+                    "`chat_template_kwargs` must be an object of template variables, not {}",
+                    json_kind(&other)
+                ),
+            ))
+        }
+    };
+    if let Some(key) = lathe_engine::chat_template::RESERVED_VARS
+        .iter()
+        .find(|k| vars.contains_key(**k))
+    {
+        return Err(ApiError::invalid(
+            format!("chat_template_kwargs.{key}"),
+            format!("`{key}` is set by the server and cannot be overridden in `chat_template_kwargs`"),
+        ));
+    }
+    match effort {
+        None | Some(Value::Null) => {}
+        Some(Value::String(e)) if REASONING_EFFORTS.contains(&e.as_str()) => {
+            vars.insert("reasoning_effort".into(), Value::String(e));
+        }
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "reasoning_effort".to_string(),
+                format!(
+                    "`reasoning_effort` must be one of {}, not {other}",
+                    REASONING_EFFORTS.join(", ")
+                ),
+            ))
+        }
+    }
+    Ok(vars)
+}
+
+/// "a string", "an array", … for error messages.
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Whether a rendered prompt ends inside a closed think block (`…</think>\n\n`): the
+/// template turned thinking off (Qwen3's `enable_thinking: false`).
+fn closes_thinking(prompt: &str) -> bool {
+    prompt.trim_end().ends_with("</think>")
 }
 
 /// Renders, tokenizes, fits the context window and compiles the constraint (blocking).
@@ -162,7 +239,7 @@ pub fn prepare(state: &AppState, v: &ValidChat) -> Result<Prepared, ApiError> {
         )));
     }
     let text = info
-        .render_chat(&v.messages, v.template_tools.as_deref())
+        .render_chat_with(&v.messages, v.template_tools.as_deref(), &v.template_vars)
         .map_err(|e| {
             ApiError::invalid(
                 "messages".to_string(),
@@ -185,6 +262,7 @@ pub fn prepare(state: &AppState, v: &ValidChat) -> Result<Prepared, ApiError> {
         Some(plan) => compile(state, plan, v.tool_format)?,
     };
     Ok(Prepared {
+        thinking_off: closes_thinking(&text),
         prompt,
         params,
         grammar,
@@ -364,5 +442,41 @@ fn response_format(rf: crate::protocol::ResponseFormat) -> Result<Option<Value>,
             param(".type"),
             format!("unknown response_format type `{other}` (text, json_object, json_schema)"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn template_vars_merge_kwargs_and_effort() {
+        let vars = template_vars(
+            Some(json!({"enable_thinking": false, "reasoning_effort": "high"})),
+            Some(json!("low")),
+        )
+        .unwrap();
+        assert_eq!(
+            Value::Object(vars),
+            json!({"enable_thinking": false, "reasoning_effort": "low"})
+        );
+        assert!(template_vars(None, Some(Value::Null)).unwrap().is_empty());
+        let e = template_vars(Some(json!("x")), None).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("chat_template_kwargs"));
+        let e = template_vars(Some(json!({"bos_token": "<s>"})), None).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("chat_template_kwargs.bos_token"));
+        let e = template_vars(None, Some(json!("max"))).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("reasoning_effort"));
+    }
+
+    #[test]
+    fn a_prompt_ending_in_a_closed_think_block_turns_reasoning_off() {
+        assert!(closes_thinking(
+            "<|im_start|>assistant\n<think>\n\n</think>\n\n"
+        ));
+        assert!(!closes_thinking("<|im_start|>assistant\n<think>\n"));
+        assert!(!closes_thinking("<|im_start|>assistant\n"));
     }
 }

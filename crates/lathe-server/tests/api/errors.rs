@@ -386,3 +386,64 @@ async fn bounded_queue_answers_429() {
     let (s, _) = post(&app, CHAT, json!({"messages": user("x"), "max_tokens": 2})).await;
     assert_eq!(s, 200);
 }
+
+#[tokio::test]
+async fn chat_template_kwargs_and_reasoning_effort_are_checked() {
+    let app = app();
+    let m = user("hi");
+    for bad in [json!("enable_thinking"), json!([1]), json!(true), json!(3)] {
+        expect(
+            &app,
+            CHAT,
+            json!({"messages": m, "chat_template_kwargs": bad}),
+            400,
+            Some("chat_template_kwargs"),
+            "must be an object",
+        )
+        .await;
+    }
+    expect(
+        &app,
+        CHAT,
+        json!({"messages": m, "chat_template_kwargs": {"messages": []}}),
+        400,
+        Some("chat_template_kwargs.messages"),
+        "cannot be overridden",
+    )
+    .await;
+    expect(
+        &app,
+        CHAT,
+        json!({"messages": m, "reasoning_effort": "extreme"}),
+        400,
+        Some("reasoning_effort"),
+        "must be one of",
+    )
+    .await;
+    expect(
+        &app,
+        "/v1/responses",
+        json!({"input": "hi", "reasoning": {"effort": 5}}),
+        400,
+        Some("reasoning.effort"),
+        "must be one of",
+    )
+    .await;
+    // Valid ones are accepted (the default model's template ignores them).
+    for body in [
+        json!({"messages": m, "max_tokens": 1,
+            "chat_template_kwargs": {"enable_thinking": false, "custom": {"a": [1]}},
+            "reasoning_effort": "low"}),
+        json!({"messages": m, "max_tokens": 1, "chat_template_kwargs": null}),
+    ] {
+        let (s, b) = post(&app, CHAT, body.clone()).await;
+        assert_eq!(s.as_u16(), 200, "{body} -> {b}");
+    }
+    let (s, b) = post(
+        &app,
+        "/v1/responses",
+        json!({"input": "hi", "max_output_tokens": 1, "reasoning": {"effort": "high", "summary": "auto"}}),
+    )
+    .await;
+    assert_eq!(s.as_u16(), 200, "{b}");
+}

@@ -112,6 +112,11 @@ pub fn validate(state: &AppState, body: &Value) -> Result<ValidResponses, ApiErr
     if let Some(f) = req.text.as_ref().and_then(|t| t.format.as_ref()) {
         chat.insert("response_format".into(), response_format(f));
     }
+    // `reasoning.effort` is the template variable `reasoning_effort` (checked by the chat
+    // validation, errors renamed back by `responses_error`).
+    if let Some(effort) = req.reasoning.as_ref().and_then(|r| r.get("effort")) {
+        chat.insert("reasoning_effort".into(), effort.clone());
+    }
     if let Some(m) = req.max_output_tokens {
         chat.insert("max_completion_tokens".into(), json!(m));
     }
@@ -195,6 +200,8 @@ pub fn responses_error(mut e: ApiError) -> ApiError {
             Some("text.format")
         } else if p == "max_completion_tokens" || p == "max_tokens" {
             Some("max_output_tokens")
+        } else if p == "reasoning_effort" {
+            Some("reasoning.effort")
         } else {
             None
         };
