@@ -112,9 +112,8 @@ impl ToolFormat for Qwen3Coder {
     }
 
     fn system_prompt(&self, tools: &[Value]) -> String {
-        let mut s = String::from(
-            "# Tools\n\nYou have access to the following functions:\n\n<tools>",
-        );
+        let mut s =
+            String::from("# Tools\n\nYou have access to the following functions:\n\n<tools>");
         for t in tools {
             s.push_str(&describe_tool(t.get("function").unwrap_or(t)));
         }
@@ -169,9 +168,7 @@ fn call_rules(tools: &[FunctionDef], open: &str, close_tag: &str) -> String {
             Some(names) => {
                 let alts: Vec<String> = names
                     .iter()
-                    .map(|p| {
-                        format!("{} value \"\\n\"", lark_string(&format!("{PARAM}{p}>\n")))
-                    })
+                    .map(|p| format!("{} value \"\\n\"", lark_string(&format!("{PARAM}{p}>\n"))))
                     .collect();
                 out.push_str(&format!(
                     "fn_{i}: {head} param_{i}* {close}\nparam_{i}: {}\n",
@@ -199,7 +196,10 @@ fn describe_tool(f: &Value) -> String {
     };
     let mut s = format!("\n<function>\n<name>{}</name>", text(f.get("name")));
     if let Some(d) = f.get("description") {
-        s.push_str(&format!("\n<description>{}</description>", text(Some(d)).trim()));
+        s.push_str(&format!(
+            "\n<description>{}</description>",
+            text(Some(d)).trim()
+        ));
     }
     s.push_str("\n<parameters>");
     let params = f.get("parameters");
@@ -210,7 +210,10 @@ fn describe_tool(f: &Value) -> String {
                 s.push_str(&format!("\n<type>{}</type>", text(Some(t))));
             }
             if let Some(d) = p.get("description") {
-                s.push_str(&format!("\n<description>{}</description>", text(Some(d)).trim()));
+                s.push_str(&format!(
+                    "\n<description>{}</description>",
+                    text(Some(d)).trim()
+                ));
             }
             if let Some(e) = p.get("enum") {
                 s.push_str(&format!("\n<enum>{e}</enum>"));
@@ -427,6 +430,8 @@ struct Qwen3CoderParser {
     buf: String,
     gate: ContentGate,
     cur: Option<Current>,
+    /// How much of `buf` a value's closing tag was already looked for in.
+    scanned: usize,
 }
 
 impl Qwen3CoderParser {
@@ -450,6 +455,7 @@ impl Qwen3CoderParser {
             buf: String::new(),
             gate: ContentGate::default(),
             cur: None,
+            scanned: 0,
         }
     }
 
@@ -549,6 +555,7 @@ impl Qwen3CoderParser {
                             match read_name(&self.buf[p + PARAM.len()..]) {
                                 Name::Done { name, len } => {
                                     self.buf.drain(..p + PARAM.len() + len);
+                                    self.scanned = 0;
                                     self.mode = Mode::Param(name);
                                 }
                                 Name::NeedMore => {
@@ -575,9 +582,20 @@ impl Qwen3CoderParser {
                     }
                 }
                 Mode::Param(name) => {
-                    let Some(p) = self.buf.find(PARAM_CLOSE) else {
+                    // Only the new text (and a tag it may complete) is searched: long values
+                    // arrive a token at a time.
+                    let mut from = self
+                        .scanned
+                        .min(self.buf.len())
+                        .saturating_sub(PARAM_CLOSE.len() - 1);
+                    while !self.buf.is_char_boundary(from) {
+                        from -= 1;
+                    }
+                    let Some(p) = self.buf[from..].find(PARAM_CLOSE).map(|p| p + from) else {
+                        self.scanned = self.buf.len();
                         return;
                     };
+                    self.scanned = 0;
                     let raw: String = self.buf.drain(..p + PARAM_CLOSE.len()).collect();
                     self.emit_param(&name, &raw[..p], out);
                     self.mode = Mode::Func;

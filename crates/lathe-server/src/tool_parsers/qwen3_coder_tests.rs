@@ -52,7 +52,9 @@ fn run_pieces(pieces: &[&str]) -> Vec<ParseEvent> {
 
 /// Char-boundary offsets of `text`, 0 and len included.
 fn boundaries(text: &str) -> Vec<usize> {
-    (0..=text.len()).filter(|&i| text.is_char_boundary(i)).collect()
+    (0..=text.len())
+        .filter(|&i| text.is_char_boundary(i))
+        .collect()
 }
 
 /// Parses `text` whole, split in two at every char boundary, char by char and in random
@@ -123,7 +125,9 @@ fn one_call_streams_a_fragment_per_parameter() {
         })
         .collect();
     assert_eq!(frags, vec!["{\"city\": \"Paris\"", ", \"days\": 3", "}"]);
-    assert!(matches!(&ev[0], ParseEvent::CallStart { index: 0, name, .. } if name == "get_weather"));
+    assert!(
+        matches!(&ev[0], ParseEvent::CallStart { index: 0, name, .. } if name == "get_weather")
+    );
 }
 
 #[test]
@@ -196,7 +200,10 @@ fn text_before_and_two_calls_in_a_row() {
     let (_, calls) = check(text);
     assert_eq!(
         calls,
-        vec![("now".into(), json!({})), ("free".into(), json!({"q": "x"}))]
+        vec![
+            ("now".into(), json!({})),
+            ("free".into(), json!({"q": "x"}))
+        ]
     );
     let starts: Vec<usize> = run_pieces(&[text])
         .iter()
@@ -240,16 +247,36 @@ fn plain_text_and_malformed_calls_are_content() {
 #[test]
 fn calls_cut_off_are_closed_with_what_they_have() {
     // `<parameter=` never closed: the value runs to `</function>`.
-    let (_, calls) = check("<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</function>\n</tool_call>");
-    assert_eq!(calls, vec![("get_weather".into(), json!({"city": "Paris"}))]);
+    let (_, calls) = check(
+        "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</function>\n</tool_call>",
+    );
+    assert_eq!(
+        calls,
+        vec![("get_weather".into(), json!({"city": "Paris"}))]
+    );
     // The text ends inside a value, inside a tag, or after the function name.
     for (text, args) in [
-        ("<tool_call>\n<function=get_weather>\n<parameter=city>\nPar", json!({"city": "Par"})),
-        ("<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</param", json!({"city": "Paris"})),
-        ("<tool_call>\n<function=get_weather>\n<parameter=ci", json!({})),
+        (
+            "<tool_call>\n<function=get_weather>\n<parameter=city>\nPar",
+            json!({"city": "Par"}),
+        ),
+        (
+            "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</param",
+            json!({"city": "Paris"}),
+        ),
+        (
+            "<tool_call>\n<function=get_weather>\n<parameter=ci",
+            json!({}),
+        ),
         ("<tool_call>\n<function=get_weather>", json!({})),
-        ("<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n</func", json!({"city": "Paris"})),
-        ("<tool_call>\n<function=get_weather>\ngarbage\n<parameter=bad\nname>\n</function>", json!({})),
+        (
+            "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n</func",
+            json!({"city": "Paris"}),
+        ),
+        (
+            "<tool_call>\n<function=get_weather>\ngarbage\n<parameter=bad\nname>\n</function>",
+            json!({}),
+        ),
     ] {
         let (content, calls) = check(text);
         assert_eq!(content, None, "{text:?}");
@@ -268,7 +295,8 @@ fn every_prefix_of_a_call_is_safe() {
     for &i in &boundaries(&text) {
         let (_, calls) = outcome(run_pieces(&[&text[..i]]));
         for (_, args) in calls {
-            let v: Value = serde_json::from_str(&args).unwrap_or_else(|e| panic!("{args:?} at {i}: {e}"));
+            let v: Value =
+                serde_json::from_str(&args).unwrap_or_else(|e| panic!("{args:?} at {i}: {e}"));
             assert!(v.is_object());
         }
     }
@@ -284,16 +312,23 @@ fn rendered_calls_parse_back_with_types() {
         ("now".to_string(), json!({})),
     ];
     let text = fmt().render_calls(&calls);
-    assert!(text.starts_with("<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n"), "{text}");
+    assert!(
+        text.starts_with(
+            "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n"
+        ),
+        "{text}"
+    );
     let (_, parsed) = check(&text);
     assert_eq!(parsed, calls);
 }
 
 #[test]
 fn system_prompt_lists_the_tools_and_the_format() {
-    let decls = vec![json!({"type": "function", "function": {"name": "get_weather",
+    let decls = vec![
+        json!({"type": "function", "function": {"name": "get_weather",
         "description": "Weather.", "parameters": {"type": "object",
-        "properties": {"city": {"type": "string", "description": "City name"}}, "required": ["city"]}}})];
+        "properties": {"city": {"type": "string", "description": "City name"}}, "required": ["city"]}}}),
+    ];
     let p = fmt().system_prompt(&decls);
     assert!(p.starts_with("# Tools\n"), "{p}");
     assert!(p.contains("<tools>\n<function>\n<name>get_weather</name>\n<description>Weather.</description>\n<parameters>\n<parameter>\n<name>city</name>\n<type>string</type>\n<description>City name</description>\n</parameter>\n<required>[\"city\"]</required>\n</parameters>\n</function>\n</tools>"), "{p}");
@@ -383,7 +418,10 @@ fn auto_grammar_is_free_text_then_only_valid_calls() {
     };
     let call = "\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n</function>\n</tool_call>";
     assert!(run("Let me look.\n", call));
-    assert!(!run("Let me look.\n", "\n<function=unknown>\n</function>\n</tool_call>"));
+    assert!(!run(
+        "Let me look.\n",
+        "\n<function=unknown>\n</function>\n</tool_call>"
+    ));
     // A vocabulary without a `<tool_call>` token gets no lazy grammar.
     struct NoTag;
     impl GrammarVocab for NoTag {
@@ -398,4 +436,21 @@ fn auto_grammar_is_free_text_then_only_valid_calls() {
         }
     }
     assert_eq!(fmt().auto_grammar(&tools(), true, &NoTag), None);
+}
+
+#[test]
+fn a_long_value_pushed_a_char_at_a_time() {
+    // Each push searches only the new text for `</parameter>` (this would be quadratic).
+    let body = "line <with> </param tags\n".repeat(8000);
+    let text = format!("<tool_call>\n<function=free>\n<parameter=content>\n{body}\n</parameter>\n</function>\n</tool_call>");
+    let mut p = fmt().parser(&tools());
+    let mut ev = Vec::new();
+    let mut buf = [0u8; 4];
+    for c in text.chars() {
+        ev.extend(p.push(c.encode_utf8(&mut buf)));
+    }
+    ev.extend(p.finish());
+    let (_, calls) = outcome(ev);
+    let args: Value = serde_json::from_str(&calls[0].1).unwrap();
+    assert_eq!(args, json!({"content": body}));
 }

@@ -241,6 +241,13 @@ async fn every_format_grammar_accepts_its_calls() {
             ),
         ),
         ("mistral", format!("[TOOL_CALLS][{call}, {call}]")),
+        (
+            "qwen3_coder",
+            "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n\
+             <parameter=unit>\ncelsius\n</parameter>\n</function>\n</tool_call>\n\
+             <tool_call>\n<function=get_time>\n<parameter=tz>\nUTC\n</parameter>\n</function>\n</tool_call>"
+                .to_string(),
+        ),
     ];
     for (name, text) in cases {
         let format = tool_parsers::format(name).unwrap();
@@ -277,8 +284,10 @@ async fn every_format_grammar_accepts_its_calls() {
             "{name}: the turn may end after the calls"
         );
         // And the parser reads back what the grammar produced.
-        let (_, calls) =
-            tool_parsers::assemble(tool_parsers::parse_all(format.parser(&functions).as_mut(), &text));
+        let (_, calls) = tool_parsers::assemble(tool_parsers::parse_all(
+            format.parser(&functions).as_mut(),
+            &text,
+        ));
         assert_eq!(calls.len(), 2, "{name}");
         assert!(calls
             .iter()
