@@ -71,7 +71,12 @@ impl ChatTemplate {
         tools: Option<&[Json]>,
         add_generation_prompt: bool,
     ) -> Result<String> {
-        self.render_with(messages, tools, add_generation_prompt, &serde_json::Map::new())
+        self.render_with(
+            messages,
+            tools,
+            add_generation_prompt,
+            &serde_json::Map::new(),
+        )
     }
 
     /// [`Self::render`] with extra template variables (`{"enable_thinking": false}`); those
@@ -223,17 +228,35 @@ mod tests {
         let tpl = ChatTemplate::new(QWEN3_TAIL, None, None).unwrap();
         let msgs = [serde_json::json!({"role": "user", "content": "hi"})];
         let plain = tpl.render(&msgs, None, true).unwrap();
-        assert_eq!(plain, "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
+        assert_eq!(
+            plain,
+            "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+        );
         let thinking = tpl
-            .render_with(&msgs, None, true, &vars(serde_json::json!({"enable_thinking": true})))
+            .render_with(
+                &msgs,
+                None,
+                true,
+                &vars(serde_json::json!({"enable_thinking": true})),
+            )
             .unwrap();
         assert_eq!(thinking, plain);
         let off = tpl
-            .render_with(&msgs, None, true, &vars(serde_json::json!({"enable_thinking": false})))
+            .render_with(
+                &msgs,
+                None,
+                true,
+                &vars(serde_json::json!({"enable_thinking": false})),
+            )
             .unwrap();
         assert_eq!(off, format!("{plain}<think>\n\n</think>\n\n"));
         let effort = tpl
-            .render_with(&msgs, None, true, &vars(serde_json::json!({"reasoning_effort": "low"})))
+            .render_with(
+                &msgs,
+                None,
+                true,
+                &vars(serde_json::json!({"reasoning_effort": "low"})),
+            )
             .unwrap();
         assert_eq!(effort, format!("{plain}effort=low"));
     }

@@ -190,7 +190,9 @@ fn template_vars(
     {
         return Err(ApiError::invalid(
             format!("chat_template_kwargs.{key}"),
-            format!("`{key}` is set by the server and cannot be overridden in `chat_template_kwargs`"),
+            format!(
+                "`{key}` is set by the server and cannot be overridden in `chat_template_kwargs`"
+            ),
         ));
     }
     match effort {
