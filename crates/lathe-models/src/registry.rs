@@ -91,7 +91,7 @@ pub enum ToolCallFormat {
     Llama3Json,
     /// `[TOOL_CALLS][...]` (Mistral, Codestral).
     Mistral,
-    /// Qwen3-Coder XML-ish calls (not parsed yet).
+    /// Qwen3-Coder XML calls (`<function=f><parameter=p>`), values typed by the tool schema.
     Qwen3Coder,
     /// gpt-oss harmony channels (not parsed yet).
     GptOss,
