@@ -2,7 +2,9 @@
 # lathe and llama.cpp side by side on the CPU, on the GGUF files users run, alternating
 # (llama.cpp, lathe, llama.cpp, lathe, ...) on one quiet machine, one benchmark at a time.
 #
-#   benches/cpu-vs-llamacpp.sh [model-id ...]     # default: both Qwen2.5-Coder files
+#   benches/cpu-vs-llamacpp.sh [model-id | file.gguf ...]   # default: both Qwen2.5-Coder files
+#   (a .gguf path is benchmarked as is, named by its file name: e.g. the random-weight
+#   Qwen3-Coder-30B-A3B shapes of benches/make-random-moe-gguf.py)
 #
 # Environment:
 #   LLAMA_BENCH   path of llama.cpp's llama-bench (required). Build it from the llama.cpp copy
@@ -26,7 +28,7 @@ THREADS=${THREADS:-2}
 ROUNDS=${ROUNDS:-2}
 LATHE=${LATHE:-$ROOT/target/release/lathe}
 DATE=$(date -u +%F-%H%M)
-OUT=${OUT:-$ROOT/benches/results/cpu-lathe-vs-llamacpp-qwen-coder-$DATE.json}
+OUT=${OUT:-$ROOT/benches/results/cpu-lathe-vs-llamacpp-${OUT_TAG:-qwen-coder}-$DATE.json}
 MODELS=("$@")
 [[ ${#MODELS[@]} -gt 0 ]] || MODELS=(qwen2.5-coder-0.5b-instruct qwen2.5-coder-1.5b-instruct)
 [[ -x "${LLAMA_BENCH:-}" ]] || { echo "set LLAMA_BENCH to llama.cpp's llama-bench (see the header)" >&2; exit 2; }
@@ -34,25 +36,33 @@ MODELS=("$@")
 
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
+KEYS=()
 for model in "${MODELS[@]}"; do
-    # The model's GGUF path (fetched on first use): lathe prints it when loading.
-    "$LATHE" run --model "$model" --max-tokens 1 "hi" >/dev/null 2>"$WORK/$model.load" || {
-        cat "$WORK/$model.load" >&2
-        exit 1
-    }
-    gguf=$(find "${LATHE_CACHE_DIR:-$HOME/.cache/lathe}" -name '*.gguf' -path "*${model}*" | head -1)
-    [[ -f "$gguf" ]] || { echo "no cached GGUF for $model" >&2; exit 1; }
+    if [[ -f "$model" ]]; then
+        gguf=$model
+        key=$(basename "$model" .gguf)
+    else
+        # The model's GGUF path (fetched on first use): lathe prints it when loading.
+        "$LATHE" run --model "$model" --max-tokens 1 "hi" >/dev/null 2>"$WORK/$model.load" || {
+            cat "$WORK/$model.load" >&2
+            exit 1
+        }
+        gguf=$(find "${LATHE_CACHE_DIR:-$HOME/.cache/lathe}" -name '*.gguf' -path "*${model}*" | head -1)
+        [[ -f "$gguf" ]] || { echo "no cached GGUF for $model" >&2; exit 1; }
+        key=$model
+    fi
+    KEYS+=("$key")
     for round in $(seq 1 "$ROUNDS"); do
-        echo "== $model round $round: llama.cpp" >&2
-        "$LLAMA_BENCH" -m "$gguf" -t "$THREADS" -p 512 -n 128 -r 3 -o json >"$WORK/$model.llama.$round.json"
-        echo "== $model round $round: lathe" >&2
+        echo "== $key round $round: llama.cpp" >&2
+        "$LLAMA_BENCH" -m "$gguf" -t "$THREADS" -p 512 -n 128 -r 3 -o json >"$WORK/$key.llama.$round.json"
+        echo "== $key round $round: lathe" >&2
         "$LATHE" bench engine --model "$model" --threads "$THREADS" --no-reference \
-            --batch 1,8 --repeats 3 --out "$WORK/$model.lathe.$round.json" >&2
+            --batch 1,8 --repeats 3 --out "$WORK/$key.lathe.$round.json" >&2
     done
 done
 
 python3 - "$WORK" "$OUT" "$THREADS" "$ROUNDS" "$(git -C "$ROOT" rev-parse HEAD)" \
-    "$("$LLAMA_BENCH" --version 2>&1 | head -2 | tr '\n' ' ')" "${MODELS[@]}" <<'EOF'
+    "$("$LLAMA_BENCH" --version 2>&1 | head -2 | tr '\n' ' ')" "${KEYS[@]}" <<'EOF'
 import json, os, platform, statistics, subprocess, sys, time
 work, out, threads, rounds, commit, llama_version, *models = sys.argv[1:]
 def cpu():

@@ -392,7 +392,11 @@ wheel_sha256 = "h2"
             ("starcoder2-3b", Arch::Starcoder2),
             ("starcoder2-15b", Arch::Starcoder2),
         ] {
-            assert_eq!(reg.get(id).unwrap().require_implemented().unwrap(), arch, "{id}");
+            assert_eq!(
+                reg.get(id).unwrap().require_implemented().unwrap(),
+                arch,
+                "{id}"
+            );
         }
     }
 

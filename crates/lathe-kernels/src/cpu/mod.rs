@@ -48,6 +48,7 @@ mod avx512;
 mod dense;
 pub mod elementwise;
 pub mod formats;
+mod grouped;
 mod op;
 pub(crate) mod pack;
 mod pool;
