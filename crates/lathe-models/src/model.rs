@@ -16,7 +16,8 @@ pub struct ModelSpec {
     /// Activation dtype.
     pub dtype: DType,
     pub device: Device,
-    /// Bytes of weights read per forward pass (for roofline estimates).
+    /// Bytes of weights one token reads per forward pass (for roofline estimates): all of
+    /// them for a dense model, the routed experts only for a MoE one.
     pub weight_bytes: usize,
 }
 

@@ -100,6 +100,13 @@ impl Decoder {
         })
     }
 
+    /// Bytes of weights one token reads, where that is less than all of them (a MoE model
+    /// reads only its routed experts).
+    pub fn with_bytes_read_per_token(mut self, bytes: usize) -> Self {
+        self.spec.weight_bytes = bytes;
+        self
+    }
+
     pub fn config(&self) -> &DecoderConfig {
         &self.cfg
     }

@@ -98,5 +98,13 @@ pub fn build(src: &ConfigSource, w: &Weights, device: &Device) -> anyhow::Result
         })
         .collect::<anyhow::Result<_>>()?;
     let norm = Norm::Rms(Decoder::rms_norm(w, "model.norm", cfg.norm_eps)?);
-    Decoder::new(Arch::Qwen3Moe, cfg, w, device, blocks, norm)
+    // A token reads top_k of num_experts experts: the roofline counts only those.
+    let unread: usize = (0..cfg.num_hidden_layers)
+        .filter(|&i| moe.is_sparse(i))
+        .flat_map(|i| ["gate", "up", "down"].map(|p| format!("blk.{i}.ffn_{p}_exps.weight")))
+        .filter_map(|name| w.gguf_tensor_bytes(&name))
+        .map(|b| b / moe.num_experts * (moe.num_experts - moe.top_k))
+        .sum();
+    let read = w.total_bytes().saturating_sub(unread);
+    Ok(Decoder::new(Arch::Qwen3Moe, cfg, w, device, blocks, norm)?.with_bytes_read_per_token(read))
 }

@@ -334,6 +334,14 @@ impl Weights {
         }
     }
 
+    /// Bytes of the GGUF tensor `gguf_name` as stored (`None` for safetensors or no such tensor).
+    pub fn gguf_tensor_bytes(&self, gguf_name: &str) -> Option<usize> {
+        match self {
+            Weights::Gguf(g) => g.file.tensors.get(gguf_name)?.byte_len(),
+            Weights::Safetensors { .. } => None,
+        }
+    }
+
     /// Bytes the weights take in memory (for roofline numbers).
     pub fn total_bytes(&self) -> usize {
         match self {
