@@ -5,6 +5,7 @@
 // the PTX ISA documents them) where no GPU exists; it does not replace the GPU tests
 // (crates/lathe-kernels/tests/gpu_kernels.rs), which also exercise the Rust launch code.
 // The launch decisions below mirror crates/lathe-kernels/src/cuda/attention.rs.
+#include <algorithm>
 #include <random>
 #include <string>
 
@@ -13,6 +14,7 @@
 #include "add_rms_norm.cu"
 #include "rope.cu"
 #include "silu_and_mul.cu"
+#include "moe.cu"
 
 using lathe::bf16;
 using lathe::f16;
@@ -363,11 +365,83 @@ template <typename T> static void elementwise_tests() {
   }
 }
 
+// ---- mixture of experts -------------------------------------------------------------------------
+
+// Twin of reference::moe_topk_softmax: ids then probabilities per token, in the order chosen.
+static std::vector<float> moe_topk_twin(const std::vector<float> &l, int t, int e, int k, bool normalize) {
+  std::vector<float> out((size_t)t * 2 * k);
+  for (int i = 0; i < t; ++i) {
+    const float *r = &l[(size_t)i * e];
+    float mx = -INFINITY, total = 0;
+    for (int x = 0; x < e; ++x) mx = std::max(mx, r[x]);
+    std::vector<float> p(e);
+    for (int x = 0; x < e; ++x) total += p[x] = expf(r[x] - mx);
+    std::vector<int> order(e);
+    for (int x = 0; x < e; ++x) order[x] = x;
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return p[a] > p[b]; });
+    float chosen = 0;
+    for (int j = 0; j < k; ++j) chosen += p[order[j]] / total;
+    for (int j = 0; j < k; ++j) {
+      out[(size_t)i * 2 * k + j] = (float)order[j];
+      out[(size_t)i * 2 * k + k + j] = p[order[j]] / total / (normalize ? chosen : 1.f);
+    }
+  }
+  return out;
+}
+
+static void moe_tests() {
+  struct C { int t, e, k; bool normalize; };
+  for (C c : {C{5, 128, 8, true}, C{3, 6, 2, false}, C{33, 256, 4, true}, C{2, 40, 40, true}}) {
+    std::vector<float> l = randn<float>((size_t)c.t * c.e, 2.f);
+    if (c.e == 6) l[1] = l[4] = 9.f;  // a tie at the top: the lower expert first
+    auto want = moe_topk_twin(l, c.t, c.e, c.k, c.normalize);
+    auto out = nans<float>(want.size());
+    float *op = out.data();
+    const float *lp = l.data();
+    const unsigned blocks = (unsigned)((c.t + 3) / 4);
+    emu::launch(dim3{blocks, 1, 1}, 128, 0, [=] { moe_topk_softmax(op, lp, c.t, c.e, c.k, c.normalize); });
+    bool same_ids = true;
+    for (int i = 0; i < c.t; ++i)
+      for (int j = 0; j < c.k; ++j) same_ids &= out[(size_t)i * 2 * c.k + j] == want[(size_t)i * 2 * c.k + j];
+    if (!same_ids) {
+      g_failures++;
+      printf("FAIL moe_topk_softmax E=%d k=%d: expert ids differ\n", c.e, c.k);
+    }
+    check("moe_topk_softmax E=" + std::to_string(c.e) + " k=" + std::to_string(c.k), out, want);
+  }
+}
+
+template <typename T> void moe_combine_tests() {
+  const int t = 7, k = 3, h = 50, m = t * k;
+  auto y = randn<T>((size_t)m * h, 1.f);
+  std::vector<uint32_t> rows(m);
+  for (int i = 0; i < m; ++i) rows[i] = (uint32_t)((i * 5 + 2) % m);  // a permutation of the rows
+  std::vector<float> w = randn<float>(m, 0.5f);
+  auto out = nans<T>((size_t)t * h);
+  std::vector<float> want(out.size());
+  for (int i = 0; i < t; ++i)
+    for (int x = 0; x < h; ++x) {
+      float acc = 0;
+      for (int j = 0; j < k; ++j) acc += w[i * k + j] * f(y[(size_t)rows[i * k + j] * h + x]);
+      want[(size_t)i * h + x] = acc;
+    }
+  T *op = out.data();
+  const T *yp = y.data();
+  const uint32_t *rp = rows.data();
+  const float *wp = w.data();
+  emu::launch(dim3{2, 1, 1}, 64, 0, [=] { moe_combine<T>(op, yp, rp, wp, t, k, h); });
+  check("moe_combine", out, want);
+}
+
 int main() {
   elementwise_tests<float>();
   elementwise_tests<bf16>();
   elementwise_tests<f16>();
   attention_tests();
+  moe_tests();
+  moe_combine_tests<float>();
+  moe_combine_tests<bf16>();
+  moe_combine_tests<f16>();
   printf("%s: %d failure(s)\n", g_failures ? "FAILED" : "PASSED", g_failures);
   return g_failures ? 1 : 0;
 }

@@ -305,3 +305,51 @@ pub fn rope_cos_sin_table(inv_freq: &[f32], max_pos: usize) -> Vec<f32> {
     }
     table
 }
+
+/// Mixture-of-experts routing over `logits` `[T, E]`: softmax per token, the top `k` experts
+/// (ties to the lower id), in the order chosen. `out` `[T, 2k]`: the k expert ids (as f32,
+/// exact below 2^24) then their probabilities, renormalised over the k when `normalize`.
+pub fn moe_topk_softmax(
+    logits: &[f32],
+    experts: usize,
+    k: usize,
+    normalize: bool,
+    out: &mut [f32],
+) {
+    let mut order: Vec<usize> = Vec::with_capacity(experts);
+    for (l, row) in logits.chunks(experts).zip(out.chunks_mut(2 * k)) {
+        let max = l.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let p: Vec<f32> = l.iter().map(|&x| (x - max).exp()).collect();
+        let total: f32 = p.iter().sum();
+        order.clear();
+        order.extend(0..experts);
+        // Stable: equal probabilities keep the lower expert first.
+        order.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
+        let chosen: f32 = order[..k].iter().map(|&e| p[e] / total).sum();
+        for (j, &e) in order[..k].iter().enumerate() {
+            row[j] = e as f32;
+            row[k + j] = if normalize {
+                p[e] / total / chosen
+            } else {
+                p[e] / total
+            };
+        }
+    }
+}
+
+/// `out[t, h] = Σ_j w[t·k + j] · y[rows[t·k + j], h]`, in f32 with j in order: the experts'
+/// outputs `y` `[M, H]` (grouped by expert) summed back per token with their routing weights.
+pub fn moe_combine<T: Element>(y: &[T], rows: &[u32], w: &[f32], k: usize, out: &mut [T]) {
+    let hidden = out.len() / (rows.len() / k.max(1)).max(1);
+    out.par_chunks_mut(hidden.max(1))
+        .enumerate()
+        .for_each(|(t, o)| {
+            for (h, dst) in o.iter_mut().enumerate() {
+                let mut acc = 0f32;
+                for j in 0..k {
+                    acc += w[t * k + j] * y[rows[t * k + j] as usize * hidden + h].to_f32();
+                }
+                *dst = T::from_f32(acc);
+            }
+        });
+}

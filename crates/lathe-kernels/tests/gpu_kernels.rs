@@ -539,3 +539,59 @@ fn silu_and_mul_matches_cpu() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn moe_topk_softmax_matches_cpu() -> Result<()> {
+    let Some(gpu) = gpu() else { return Ok(()) };
+    // Qwen3-Coder-30B-A3B (128 experts, 8 per token), Qwen3-235B-A22B-like 256, small ones.
+    for &(t, e, k, normalize) in &[
+        (1, 128, 8, true),
+        (77, 128, 8, true),
+        (5, 6, 2, false),
+        (33, 256, 4, true),
+    ] {
+        let logits = randn(&[t, e], 2.0, DType::F32)?;
+        let (want_ids, want_w) = ops::moe_topk_softmax(&logits, k, normalize)?;
+        poison(&gpu, t * 2 * k, DType::F32)?;
+        let (ids, w) = ops::moe_topk_softmax(&logits.to_device(&gpu)?, k, normalize)?;
+        assert_eq!(
+            ids.to_device(&Device::Cpu)?.to_vec2::<u32>()?,
+            want_ids.to_vec2::<u32>()?,
+            "moe_topk_softmax [{t},{e}] top {k}: expert ids"
+        );
+        check(
+            &format!("moe_topk_softmax [{t},{e}] top {k}"),
+            rel_err(&w, &want_w)?,
+            DType::F32,
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn moe_combine_matches_cpu() -> Result<()> {
+    let Some(gpu) = gpu() else { return Ok(()) };
+    let mut rng = rand::rng();
+    for dtype in [DType::F32, DType::F16, DType::BF16] {
+        for &(t, k, h) in &[(1, 8, 2048), (37, 8, 2048), (5, 2, 64)] {
+            let y = randn(&[t * k, h], 1.0, dtype)?;
+            let mut rows: Vec<u32> = (0..(t * k) as u32).collect();
+            rows.shuffle(&mut rng);
+            let rows = Tensor::new(rows.as_slice(), &Device::Cpu)?;
+            let w = randn(&[t, k], 0.5, DType::F32)?;
+            let want = ops::moe_combine(&y, &rows, &w)?;
+            poison(&gpu, t * h, dtype)?;
+            let got = ops::moe_combine(
+                &y.to_device(&gpu)?,
+                &rows.to_device(&gpu)?,
+                &w.to_device(&gpu)?,
+            )?;
+            check(
+                &format!("moe_combine [{t}·{k},{h}]"),
+                rel_err(&got, &want)?,
+                dtype,
+            );
+        }
+    }
+    Ok(())
+}

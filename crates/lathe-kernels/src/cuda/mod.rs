@@ -12,9 +12,11 @@
 
 mod attention;
 mod elementwise;
+mod moe;
 
 pub(crate) use attention::paged_attention;
 pub(crate) use elementwise::{add_rms_norm, rope, silu_and_mul, write_kv};
+pub(crate) use moe::{moe_combine, moe_topk_softmax};
 
 use candle_core::cuda_backend::cudarc::driver::{
     CudaFunction, CudaStream, DevicePtr, DevicePtrMut, SyncOnDrop,
@@ -63,6 +65,10 @@ pub(crate) const ADD_RMS_NORM: Module = Module {
 pub(crate) const ROPE: Module = Module {
     name: "lathe_rope",
     ptx: ptx::ROPE_PTX,
+};
+pub(crate) const MOE: Module = Module {
+    name: "lathe_moe",
+    ptx: ptx::MOE_PTX,
 };
 pub(crate) const SILU_AND_MUL: Module = Module {
     name: "lathe_silu_and_mul",

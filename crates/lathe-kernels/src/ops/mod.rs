@@ -4,12 +4,14 @@
 //! of kernels/ (see `crate::cuda`). Model code calls only these.
 
 mod activation;
+mod moe;
 mod norm;
 mod paged_attention;
 mod rope;
 mod write_kv;
 
 pub use activation::{silu_and_mul, SiluAndMul};
+pub use moe::{moe_combine, moe_topk_softmax, MoeCombine, MoeTopK, MOE_MAX_EXPERTS};
 pub use norm::{add_rms_norm, AddRmsNorm};
 pub use paged_attention::{paged_attention, PagedAttention, PagedBatchTensors};
 pub use rope::{rope, Rope};

@@ -6,10 +6,12 @@
 //! the step at once, never one token at a time. On lathe's CPU kernels the experts of a step
 //! run as one grouped matmul per projection (`QuantMatrix::matmul_grouped`: one job list on the
 //! pool for gate+up of every active expert, one for down); elsewhere (CUDA, dense safetensors
-//! weights) each active expert is one call of candle's ops.
+//! weights) routing and combine are lathe's kernels (kernels/moe.cu) and each active expert is
+//! one call of candle's ops.
 
 use candle_core::{DType, Device, Result, Tensor};
 use lathe_kernels::cpu::QuantMatrix;
+use lathe_kernels::reference;
 
 use super::{GatedMlp, Linear, LinearGroup};
 
@@ -30,28 +32,22 @@ pub struct Routing {
 }
 
 impl Routing {
-    /// Softmax over each row of `logits` (`[T][E]`), top `k` (ties to the lower expert id),
-    /// weights renormalised over the k when `normalize`.
-    pub fn from_logits(logits: &[Vec<f32>], k: usize, normalize: bool) -> Self {
-        let experts = logits.first().map_or(0, Vec::len);
+    /// Softmax over each row of `logits` (`[T, E]`, flat), top `k` (ties to the lower expert
+    /// id), weights renormalised over the k when `normalize`: the kernels' CPU twin
+    /// (`lathe_kernels::reference::moe_topk_softmax`), regrouped by expert.
+    pub fn from_logits(logits: &[f32], experts: usize, k: usize, normalize: bool) -> Self {
+        let tokens = logits.len() / experts.max(1);
+        let mut packed = vec![0f32; tokens * 2 * k];
+        reference::moe_topk_softmax(logits, experts, k, normalize, &mut packed);
         let mut per_expert = vec![(Vec::new(), Vec::new()); experts];
-        let mut order: Vec<usize> = Vec::with_capacity(experts);
-        for (row, l) in logits.iter().enumerate() {
-            let max = l.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let exp: Vec<f32> = l.iter().map(|&x| (x - max).exp()).collect();
-            let total: f32 = exp.iter().sum();
-            order.clear();
-            order.extend(0..experts);
-            // Stable: equal probabilities keep the lower expert first.
-            order.sort_by(|&a, &b| exp[b].total_cmp(&exp[a]));
-            let chosen = &order[..k.min(experts)];
-            let chosen_sum: f32 = chosen.iter().map(|&e| exp[e] / total).sum();
-            for &e in chosen {
-                let p = exp[e] / total;
-                per_expert[e].0.push(row as u32);
-                per_expert[e]
-                    .1
-                    .push(if normalize { p / chosen_sum } else { p });
+        for (t, row) in packed.chunks(2 * k).enumerate() {
+            let mut chosen: Vec<(usize, f32)> =
+                (0..k).map(|j| (row[j] as usize, row[k + j])).collect();
+            // Each expert's rows ascend; per token, experts in id order.
+            chosen.sort_by_key(|c| c.0);
+            for (e, w) in chosen {
+                per_expert[e].0.push(t as u32);
+                per_expert[e].1.push(w);
             }
         }
         Self { per_expert }
@@ -61,13 +57,15 @@ impl Routing {
 impl SparseMoe {
     /// `x [T, H] -> [T, H]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let logits = self.router.forward(x)?.to_dtype(DType::F32)?.to_vec2()?;
-        let routing = Routing::from_logits(&logits, self.top_k, self.norm_topk_prob);
+        let logits = self.router.forward(x)?.to_dtype(DType::F32)?;
         match self.cpu_experts() {
             Some((gate_up, down)) if x.device().is_cpu() && x.dtype() == DType::F32 => {
+                let experts = self.experts.len();
+                let flat = logits.flatten_all()?.to_vec1::<f32>()?;
+                let routing = Routing::from_logits(&flat, experts, self.top_k, self.norm_topk_prob);
                 grouped_forward(x, &routing, &gate_up, &down)
             }
-            _ => self.per_expert_forward(x, &routing),
+            _ => self.per_expert_forward(x, &logits),
         }
     }
 
@@ -85,27 +83,43 @@ impl SparseMoe {
             .map(|pairs| pairs.into_iter().unzip())
     }
 
-    /// One call of candle's ops per active expert over its rows.
-    fn per_expert_forward(&self, x: &Tensor, routing: &Routing) -> Result<Tensor> {
-        let mut out = x.zeros_like()?;
-        for (expert, (rows, weights)) in self.experts.iter().zip(&routing.per_expert) {
-            if rows.is_empty() {
+    /// Routing and combine on the model's device (lathe's kernels in kernels/moe.cu on CUDA,
+    /// their twins on the CPU); one call of candle's ops per active expert over its rows. Only
+    /// the chosen ids come to the host, to group the rows.
+    fn per_expert_forward(&self, x: &Tensor, logits: &Tensor) -> Result<Tensor> {
+        let (t, k) = (x.dim(0)?, self.top_k);
+        if t == 0 {
+            return x.zeros_like();
+        }
+        let (ids, weights) = lathe_kernels::ops::moe_topk_softmax(logits, k, self.norm_topk_prob)?;
+        let ids = ids.flatten_all()?.to_vec1::<u32>()?;
+        // Per expert, its (token · k + slot) entries, tokens ascending.
+        let mut per_expert: Vec<Vec<usize>> = vec![Vec::new(); self.experts.len()];
+        for (slot, &e) in ids.iter().enumerate() {
+            per_expert[e as usize].push(slot);
+        }
+        let (mut rows, mut outputs, mut next) = (vec![0u32; t * k], Vec::new(), 0u32);
+        for (expert, slots) in self.experts.iter().zip(&per_expert) {
+            if slots.is_empty() {
                 continue;
             }
-            let idx = Tensor::new(rows.as_slice(), x.device())?;
-            let y = expert.forward(&x.index_select(&idx, 0)?)?;
-            let w = Tensor::from_slice(weights, (rows.len(), 1), &Device::Cpu)?
-                .to_device(x.device())?
-                .to_dtype(y.dtype())?;
-            out = out.index_add(&idx, &y.broadcast_mul(&w)?, 0)?;
+            let tokens: Vec<u32> = slots.iter().map(|&s| (s / k) as u32).collect();
+            let idx = Tensor::new(tokens.as_slice(), x.device())?;
+            outputs.push(expert.forward(&x.index_select(&idx, 0)?)?);
+            for &s in slots {
+                rows[s] = next;
+                next += 1;
+            }
         }
-        Ok(out)
+        let y = Tensor::cat(&outputs, 0)?;
+        let rows = Tensor::new(rows.as_slice(), x.device())?;
+        lathe_kernels::ops::moe_combine(&y, &rows, &weights)
     }
 }
 
 /// The step's rows gathered in expert order, gate+up of every active expert as one grouped
 /// matmul, SiLU·up, down as one grouped matmul, and each row's expert outputs added back with
-/// their routing weights (in expert order, as `per_expert_forward` adds them).
+/// their routing weights, in expert order.
 fn grouped_forward(
     x: &Tensor,
     routing: &Routing,
@@ -163,8 +177,8 @@ mod tests {
 
     #[test]
     fn top_k_picks_the_largest_and_renormalises() {
-        let logits = vec![vec![0.0, 2.0, 1.0, 2.0], vec![3.0, 0.0, 0.0, 0.0]];
-        let r = Routing::from_logits(&logits, 2, true);
+        let logits = [0.0, 2.0, 1.0, 2.0, 3.0, 0.0, 0.0, 0.0];
+        let r = Routing::from_logits(&logits, 4, 2, true);
         // Row 0: experts 1 and 3 tie at the top (the lower first); row 1: expert 0, then 1.
         assert_eq!(r.per_expert[0].0, vec![1]);
         assert_eq!(r.per_expert[1].0, vec![0, 1]);
@@ -183,7 +197,8 @@ mod tests {
         Linear::from_quant_matrix(QuantMatrix::from_qtensor(&q).unwrap().unwrap(), None)
     }
 
-    /// The grouped CPU path gives bit for bit what one call per expert gives.
+    /// The grouped CPU path gives what the device path (routing and combine ops, one call per
+    /// expert) gives, up to the order of the k additions per token.
     #[test]
     fn grouped_experts_equal_one_call_per_expert() {
         let (h, width, experts) = (64, 32, 6);
@@ -205,22 +220,29 @@ mod tests {
         let (gate_up, down) = moe.cpu_experts().expect("every expert on lathe's kernels");
         for t in [1, 7, 40] {
             let x = Tensor::randn(0f32, 1.0, (t, h), &Device::Cpu).unwrap();
-            let logits = moe.router.forward(&x).unwrap().to_vec2().unwrap();
-            let routing = Routing::from_logits(&logits, 2, true);
+            let logits = moe.router.forward(&x).unwrap();
+            let flat = logits.flatten_all().unwrap().to_vec1().unwrap();
+            let routing = Routing::from_logits(&flat, experts, 2, true);
             let grouped = grouped_forward(&x, &routing, &gate_up, &down).unwrap();
-            let each = moe.per_expert_forward(&x, &routing).unwrap();
+            let each = moe.per_expert_forward(&x, &logits).unwrap();
             let (g, e): (Vec<f32>, Vec<f32>) = (
                 grouped.flatten_all().unwrap().to_vec1().unwrap(),
                 each.flatten_all().unwrap().to_vec1().unwrap(),
             );
             assert!(g.iter().all(|v| v.is_finite()));
-            assert!(g == e, "t={t}");
+            let diff = g
+                .iter()
+                .zip(&e)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            let scale = e.iter().map(|b| b.abs()).fold(0f32, f32::max);
+            assert!(diff <= 1e-6 * scale, "t={t}: {diff} of {scale}");
         }
     }
 
     #[test]
     fn without_normalisation_weights_are_the_softmax() {
-        let r = Routing::from_logits(&[vec![1.0, 0.0]], 1, false);
+        let r = Routing::from_logits(&[1.0, 0.0], 2, 1, false);
         let p = 1f32.exp() / (1f32.exp() + 1.0);
         assert!((r.per_expert[0].1[0] - p).abs() < 1e-6);
         assert!(r.per_expert[1].0.is_empty());
