@@ -66,6 +66,10 @@ pub struct EngineArgs {
     /// The draft model stops a proposal at a token it gives less than this probability.
     #[arg(long, default_value_t = 0.75)]
     pub draft_p_min: f32,
+    /// Tool-call format instead of the registry's or the one detected from the chat
+    /// template: hermes, llama3_json, mistral, qwen3_coder, none (vLLM's names).
+    #[arg(long)]
+    pub tool_call_parser: Option<String>,
 }
 
 /// `--speculative`.
@@ -100,6 +104,21 @@ impl EngineArgs {
                 }
             }),
             speculative: self.speculative_config()?,
+            tool_call_parser: match &self.tool_call_parser {
+                None => None,
+                Some(name) => Some(
+                    lathe_models::registry::ToolCallFormat::from_name(name).ok_or_else(|| {
+                        let known: Vec<&str> = lathe_models::registry::ToolCallFormat::ALL
+                            .iter()
+                            .map(|f| f.as_str())
+                            .collect();
+                        anyhow::anyhow!(
+                            "--tool-call-parser {name}: not a tool-call format ({})",
+                            known.join(", ")
+                        )
+                    })?,
+                ),
+            },
         })
     }
 

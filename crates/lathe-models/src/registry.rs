@@ -100,6 +100,29 @@ pub enum ToolCallFormat {
 }
 
 impl ToolCallFormat {
+    /// Every format, for `from_name`'s error message.
+    pub const ALL: [ToolCallFormat; 6] = [
+        Self::Hermes,
+        Self::Llama3Json,
+        Self::Mistral,
+        Self::Qwen3Coder,
+        Self::GptOss,
+        Self::None,
+    ];
+
+    /// By name (`as_str`, or vLLM's `--tool-call-parser` aliases).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "hermes" | "qwen" | "qwen2_5" => Self::Hermes,
+            "llama3_json" | "llama3" => Self::Llama3Json,
+            "mistral" => Self::Mistral,
+            "qwen3_coder" | "qwen3_xml" => Self::Qwen3Coder,
+            "gpt_oss" | "openai" => Self::GptOss,
+            "none" => Self::None,
+            _ => return None,
+        })
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Hermes => "hermes",

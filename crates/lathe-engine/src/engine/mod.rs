@@ -79,6 +79,9 @@ pub struct EngineConfig {
     pub kv_events: Option<crate::KvEventsConfig>,
     /// Speculative decoding (off by default).
     pub speculative: crate::SpeculativeConfig,
+    /// Tool-call format to use instead of the registry's or the detected one (vLLM's
+    /// `--tool-call-parser`).
+    pub tool_call_parser: Option<ToolCallFormat>,
 }
 
 impl Default for EngineConfig {
@@ -97,6 +100,7 @@ impl Default for EngineConfig {
             enable_prefix_caching: true,
             kv_events: None,
             speculative: crate::SpeculativeConfig::default(),
+            tool_call_parser: None,
         }
     }
 }
@@ -193,6 +197,10 @@ pub fn start(cfg: EngineConfig) -> Result<EngineHandle> {
         tokenizer.chat_template(),
     )
     .with_overrides(resolved.entry.as_ref());
+    let caps = Capabilities {
+        tool_format: cfg.tool_call_parser.unwrap_or(caps.tool_format),
+        ..caps
+    };
     tracing::info!(
         fim = caps.fim.is_some(),
         tool_format = caps.tool_format.as_str(),

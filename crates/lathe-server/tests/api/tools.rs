@@ -294,3 +294,72 @@ async fn every_format_grammar_accepts_its_calls() {
             .all(|c| serde_json::from_str::<Value>(&c.function.arguments).is_ok()));
     }
 }
+
+/// `--tool-call-parser qwen3_coder` on the default model: the forcing grammar makes it write
+/// Qwen3-Coder's XML call, which comes back as an OpenAI tool call (arguments a JSON object of
+/// the declared parameters), streamed and not streamed alike.
+#[tokio::test]
+async fn qwen3_coder_xml_calls_come_back_as_openai_tool_calls() {
+    let engine = tokio::task::spawn_blocking(|| {
+        lathe_engine::start(lathe_engine::EngineConfig {
+            model: "smollm2-135m-instruct".into(),
+            tool_call_parser: Some(lathe_models::registry::ToolCallFormat::Qwen3Coder),
+            ..lathe_engine::EngineConfig::default()
+        })
+        .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(engine.info().tool_format.as_str(), "qwen3_coder");
+    let app = lathe_server::app(lathe_server::AppState::new(engine, Default::default()));
+    let req = json!({"messages": user("What's the weather in Paris?"), "tools": weather_tools(),
+        "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+        "max_tokens": 48, "temperature": 0});
+    let (status, body) = post(&app, CHAT, req.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    let calls = body["choices"][0]["message"]["tool_calls"]
+        .as_array()
+        .unwrap();
+    assert_eq!(calls.len(), 1, "{body}");
+    assert_eq!(calls[0]["function"]["name"], "get_weather");
+    let args = calls[0]["function"]["arguments"].as_str().unwrap();
+    let parsed: Value = serde_json::from_str(args).unwrap_or_else(|e| panic!("{args}: {e}"));
+    assert!(
+        parsed
+            .as_object()
+            .unwrap()
+            .keys()
+            .all(|k| k == "city" || k == "unit"),
+        "only declared parameters: {args}"
+    );
+    // Greedy, the 135M model names the city (a string parameter stays a string).
+    assert_eq!(parsed["city"], "Paris", "{args}");
+    assert!(body["choices"][0]["message"]["content"].is_null(), "{body}");
+
+    let mut stream_req = req;
+    stream_req["stream"] = true.into();
+    let (status, _, bytes) = send(
+        &app,
+        axum::http::Method::POST,
+        CHAT,
+        stream_req.to_string(),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let chunks = sse_payloads(&bytes);
+    let streamed: String = chunks
+        .iter()
+        .flat_map(|c| {
+            c["choices"][0]["delta"]["tool_calls"]
+                .as_array()
+                .into_iter()
+                .flatten()
+        })
+        .filter_map(|d| d["function"]["arguments"].as_str())
+        .collect();
+    assert_eq!(
+        streamed, args,
+        "streamed arguments equal the non-streamed ones"
+    );
+}
