@@ -8,7 +8,6 @@ mod common;
 mod tiny;
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
 
 use candle_core::quantized::gguf_file;
 use candle_core::quantized::GgmlDType;
@@ -115,23 +114,4 @@ fn moe_preemption_when_the_pool_is_too_small_still_completes_every_request() {
         "the pool was meant to be too small: no preemption happened"
     );
     wait_all_blocks_free(&engine);
-}
-
-fn wait_all_blocks_free(engine: &EngineHandle) {
-    use std::sync::atomic::Ordering::Relaxed;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (free, total) = (
-            engine.stats().free_blocks.load(Relaxed),
-            engine.stats().total_blocks.load(Relaxed),
-        );
-        if free == total && engine.stats().running.load(Relaxed) == 0 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "blocks leaked: {free} of {total} free"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
 
 use common::*;
 use lathe_engine::{EngineConfig, FinishReason, GenerateRequest, StreamEvent};
@@ -239,23 +238,4 @@ fn a_constraint_that_breaks_down_mid_generation_ends_the_request_with_its_error(
         FinishReason::Error("mask failed: test".into())
     );
     wait_all_blocks_free(&engine);
-}
-
-fn wait_all_blocks_free(engine: &lathe_engine::EngineHandle) {
-    use std::sync::atomic::Ordering::Relaxed;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (free, total) = (
-            engine.stats().free_blocks.load(Relaxed),
-            engine.stats().total_blocks.load(Relaxed),
-        );
-        if free == total && engine.stats().running.load(Relaxed) == 0 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "blocks leaked: {free} of {total} free"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }

@@ -113,3 +113,24 @@ pub fn assert_same_or_near_tie(
         );
     }
 }
+
+/// Waits (up to 10 s) until every KV block is free and nothing runs; fails naming the leak.
+pub fn wait_all_blocks_free(engine: &lathe_engine::EngineHandle) {
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::time::{Duration, Instant};
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (free, total) = (
+            engine.stats().free_blocks.load(Relaxed),
+            engine.stats().total_blocks.load(Relaxed),
+        );
+        if free == total && engine.stats().running.load(Relaxed) == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "blocks leaked: {free} of {total} free"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -161,6 +161,26 @@ impl Decoder {
         })
     }
 
+    /// The blocks of the llama shape (llama, qwen2, qwen3): RMSNorms, `attention(i)`, the
+    /// gated MLP `model.layers.{i}.mlp`.
+    pub fn llama_blocks(
+        w: &Weights,
+        cfg: &DecoderConfig,
+        attention: impl Fn(usize) -> anyhow::Result<SelfAttention>,
+    ) -> anyhow::Result<Vec<DecoderBlock>> {
+        (0..cfg.num_hidden_layers)
+            .map(|i| {
+                let mlp = Self::gated_mlp(w, &format!("model.layers.{i}.mlp"))?;
+                Self::rms_block(w, cfg, i, attention(i)?, FeedForward::Gated(mlp))
+            })
+            .collect()
+    }
+
+    /// The final RMSNorm (`model.norm`).
+    pub fn final_rms_norm(w: &Weights, cfg: &DecoderConfig) -> anyhow::Result<Norm> {
+        Ok(Norm::Rms(Self::rms_norm(w, "model.norm", cfg.norm_eps)?))
+    }
+
     /// Which attention projections carry a bias: from the checkpoint's tensors in a GGUF file,
     /// from config.json's `attention_bias` (q, k, v and o alike, as HF reads it) or `default`.
     pub fn attention_bias(

@@ -4,7 +4,6 @@ use candle_core::Device;
 
 use super::decoder::{AttentionBias, Decoder};
 use super::{Arch, ConfigSource, DecoderConfig, HfWindow};
-use crate::layers::{FeedForward, Norm};
 use crate::loader::Weights;
 
 pub fn build(src: &ConfigSource, w: &Weights, device: &Device) -> anyhow::Result<Decoder> {
@@ -13,13 +12,7 @@ pub fn build(src: &ConfigSource, w: &Weights, device: &Device) -> anyhow::Result
         qkv: true,
         o: false,
     };
-    let blocks = (0..cfg.num_hidden_layers)
-        .map(|i| {
-            let attn = Decoder::attention(w, &cfg, i, bias)?;
-            let mlp = Decoder::gated_mlp(w, &format!("model.layers.{i}.mlp"))?;
-            Decoder::rms_block(w, &cfg, i, attn, FeedForward::Gated(mlp))
-        })
-        .collect::<anyhow::Result<_>>()?;
-    let norm = Norm::Rms(Decoder::rms_norm(w, "model.norm", cfg.norm_eps)?);
+    let blocks = Decoder::llama_blocks(w, &cfg, |i| Decoder::attention(w, &cfg, i, bias))?;
+    let norm = Decoder::final_rms_norm(w, &cfg)?;
     Decoder::new(Arch::Qwen2, cfg, w, device, blocks, norm)
 }

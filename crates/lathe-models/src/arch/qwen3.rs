@@ -5,19 +5,13 @@ use candle_core::Device;
 
 use super::decoder::{AttentionBias, Decoder};
 use super::{Arch, ConfigSource, DecoderConfig, HfWindow};
-use crate::layers::{FeedForward, Norm, SelfAttention};
+use crate::layers::SelfAttention;
 use crate::loader::Weights;
 
 pub fn build(src: &ConfigSource, w: &Weights, device: &Device) -> anyhow::Result<Decoder> {
     let cfg = DecoderConfig::read(src, HfWindow::QwenPerLayer, false)?;
-    let blocks = (0..cfg.num_hidden_layers)
-        .map(|i| {
-            let attn = attention(src, w, &cfg, i)?;
-            let mlp = Decoder::gated_mlp(w, &format!("model.layers.{i}.mlp"))?;
-            Decoder::rms_block(w, &cfg, i, attn, FeedForward::Gated(mlp))
-        })
-        .collect::<anyhow::Result<_>>()?;
-    let norm = Norm::Rms(Decoder::rms_norm(w, "model.norm", cfg.norm_eps)?);
+    let blocks = Decoder::llama_blocks(w, &cfg, |i| attention(src, w, &cfg, i))?;
+    let norm = Decoder::final_rms_norm(w, &cfg)?;
     Decoder::new(Arch::Qwen3, cfg, w, device, blocks, norm)
 }
 

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::config::HfConfig;
 use super::decoder::Decoder;
 use super::{qwen3, Arch, ConfigSource, DecoderConfig, HfWindow};
-use crate::layers::{FeedForward, Norm, SparseMoe};
+use crate::layers::{FeedForward, SparseMoe};
 use crate::loader::Weights;
 
 /// The experts of the sparse layers.
@@ -97,7 +97,7 @@ pub fn build(src: &ConfigSource, w: &Weights, device: &Device) -> anyhow::Result
             Decoder::rms_block(w, &cfg, i, attn, ffn)
         })
         .collect::<anyhow::Result<_>>()?;
-    let norm = Norm::Rms(Decoder::rms_norm(w, "model.norm", cfg.norm_eps)?);
+    let norm = Decoder::final_rms_norm(w, &cfg)?;
     // A token reads top_k of num_experts experts: the roofline counts only those.
     let unread: usize = (0..cfg.num_hidden_layers)
         .filter(|&i| moe.is_sparse(i))
