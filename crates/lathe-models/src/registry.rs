@@ -444,5 +444,10 @@ wheel_sha256 = "h2"
         );
         let codestral = reg.get("codestral-22b").unwrap().fim.clone().unwrap();
         assert_eq!(codestral.layout("a", "b"), "[SUFFIX]b[PREFIX]a");
+        let starcoder2 = reg.get("starcoder2-7b").unwrap().fim.clone().unwrap();
+        assert_eq!(
+            starcoder2.layout("def f(", "\n"),
+            "<fim_prefix>def f(<fim_suffix>\n<fim_middle>"
+        );
     }
 }
