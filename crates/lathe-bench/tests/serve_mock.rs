@@ -43,6 +43,16 @@ async fn measures_ttft_itl_and_counts_http_errors() {
     let run = &report.runs[0];
     let m = &run.metrics;
     assert_eq!((m.completed, m.failed), (6, 2), "{:?}", m.errors);
+    // The server's speculative-decoding counters over the run's 8 requests, from /metrics.
+    let spec = run
+        .spec_decode
+        .expect("the mock exports spec-decode counters");
+    assert_eq!(
+        (spec.drafts, spec.draft_tokens, spec.accepted_tokens),
+        (16, 80, 56)
+    );
+    assert_eq!(spec.acceptance_rate, Some(0.7));
+    assert_eq!(spec.mean_accepted_length, Some(4.5));
     assert_eq!(m.errors.get("http_500"), Some(&2));
     let sample = &run.error_samples[0];
     assert_eq!((sample.kind, sample.status), (ErrorKind::Http, Some(500)));

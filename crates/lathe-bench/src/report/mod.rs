@@ -83,6 +83,10 @@ pub struct RunReport {
     /// Poisson arrival rate; `None` in concurrency mode.
     pub request_rate: Option<f64>,
     pub metrics: Metrics,
+    /// The server's speculative-decoding counters over the run (`/metrics`, vLLM's names);
+    /// absent when it exports none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spec_decode: Option<crate::serve::spec_metrics::SpecDecodeStats>,
     /// The first failure of each kind.
     pub error_samples: Vec<RequestError>,
     /// Every request (with `--detailed`).
@@ -116,6 +120,7 @@ impl RunReport {
             concurrency: plan.concurrency,
             request_rate: plan.request_rate,
             metrics,
+            spec_decode: None,
             error_samples,
             requests: detailed.then(|| records.clone()),
             records,

@@ -134,6 +134,34 @@ fn rows(report: &BenchReport) -> Vec<Row> {
     latency_rows(&mut rows, runs, "End-to-end Latency", "E2E", |r| {
         r.metrics.e2e_ms
     });
+    if runs.iter().any(|r| r.spec_decode.is_some()) {
+        rows.push(Row::Section("Speculative decoding (server /metrics)"));
+        let spec = |f: fn(&crate::serve::spec_metrics::SpecDecodeStats) -> String| {
+            values(runs, move |r| r.spec_decode.as_ref().map_or("-".into(), f))
+        };
+        rows.extend([
+            Row::Values(
+                "Drafts (verification steps)".into(),
+                spec(|s| count(s.drafts as usize)),
+            ),
+            Row::Values(
+                "Draft tokens".into(),
+                spec(|s| count(s.draft_tokens as usize)),
+            ),
+            Row::Values(
+                "Accepted tokens".into(),
+                spec(|s| count(s.accepted_tokens as usize)),
+            ),
+            Row::Values(
+                "Acceptance rate".into(),
+                spec(|s| s.acceptance_rate.map_or("-".into(), num)),
+            ),
+            Row::Values(
+                "Mean accepted length".into(),
+                spec(|s| s.mean_accepted_length.map_or("-".into(), num)),
+            ),
+        ]);
+    }
     let kinds: BTreeSet<&String> = runs.iter().flat_map(|r| r.metrics.errors.keys()).collect();
     if !kinds.is_empty() {
         rows.push(Row::Section("Errors"));

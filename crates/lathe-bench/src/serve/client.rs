@@ -76,6 +76,11 @@ impl BenchClient {
     }
 
     /// The JSON body for `spec`: streaming with usage, greedy unless `extra_body` says otherwise.
+    /// The HTTP client (for side requests such as `/metrics`).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     pub fn body(&self, model: &str, spec: &RequestSpec) -> Value {
         let mut body = json!({
             "model": model,

@@ -10,6 +10,7 @@ pub mod args;
 pub mod arrivals;
 pub mod client;
 pub mod loadgen;
+pub mod spec_metrics;
 pub mod sse;
 
 use std::sync::Arc;
@@ -211,6 +212,7 @@ pub async fn run_bench(
             let name = run_name(target, &plan);
             let bar = progress_bar(args, total, name);
             let load = workload::build(&wl, counter.clone())?;
+            let spec_before = spec_metrics::scrape(client.http(), target).await;
             let out = run_load(
                 client.clone(),
                 target.clone(),
@@ -227,14 +229,19 @@ pub async fn run_bench(
                 out.cancelled,
                 &args.slo.unwrap_or_default(),
             );
-            runs.push(RunReport::new(
+            let spec_after = spec_metrics::scrape(client.http(), target).await;
+            let mut run = RunReport::new(
                 target,
                 &plan,
                 args.workload,
                 metrics,
                 out.records,
                 args.detailed,
-            ));
+            );
+            run.spec_decode = spec_before
+                .zip(spec_after)
+                .and_then(|(b, a)| spec_metrics::SpecDecodeStats::between(b, a));
+            runs.push(run);
         }
     }
     Ok(BenchReport::new(

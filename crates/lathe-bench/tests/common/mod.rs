@@ -17,7 +17,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use clap::Parser;
 use lathe_bench::serve::ServeArgs;
@@ -129,6 +129,24 @@ async fn handler(State(st): State<AppState>, uri: Uri, Json(body): Json<Value>) 
         .unwrap()
 }
 
+/// Speculative-decoding counters as a speculating server would export them: per request
+/// served so far, 2 drafts of 5 tokens, 7 of them accepted (split over two label sets, which
+/// the scraper must add up).
+async fn metrics(State(st): State<AppState>) -> String {
+    let n = st.count.load(Ordering::SeqCst);
+    format!(
+        "# TYPE vllm:spec_decode_num_drafts_total counter\n\
+         vllm:spec_decode_num_drafts_total{{model_name=\"m\",engine=\"0\"}} {}\n\
+         vllm:spec_decode_num_drafts_total{{model_name=\"m\",engine=\"1\"}} {}\n\
+         vllm:spec_decode_num_draft_tokens_total {}\n\
+         vllm:spec_decode_num_accepted_tokens_total {}\n",
+        n,
+        n,
+        10 * n,
+        7 * n
+    )
+}
+
 /// Starts a mock on a free loopback port; it lives as long as the test's runtime.
 pub async fn start(cfg: MockConfig) -> Mock {
     let bodies = Arc::new(Mutex::new(Vec::new()));
@@ -141,6 +159,7 @@ pub async fn start(cfg: MockConfig) -> Mock {
     let app = Router::new()
         .route("/v1/chat/completions", post(handler))
         .route("/v1/completions", post(handler))
+        .route("/metrics", get(metrics))
         .with_state(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
