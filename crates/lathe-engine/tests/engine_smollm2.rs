@@ -4,7 +4,6 @@
 
 mod common;
 
-
 use common::*;
 use lathe_engine::{EngineConfig, FinishReason, GenerateRequest, StreamEvent};
 
