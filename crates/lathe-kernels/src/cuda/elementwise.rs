@@ -3,29 +3,16 @@
 //! thread layouts.
 
 use candle_core::backend::BackendStorage;
-use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
+use candle_core::cuda_backend::cudarc::driver::PushKernelArg;
 use candle_core::cuda_backend::WrapErr;
 use candle_core::{CudaStorage, DType, Layout, Result, Shape};
 
 use super::{
-    alloc, arg, arg_mut, cuda_storage, dtype_suffix, function, round_up, ADD_RMS_NORM, ROPE,
-    SILU_AND_MUL, WRITE_KV,
+    alloc, arg, arg_mut, cuda_storage, dtype_suffix, function, launch_cfg as cfg, round_up, to_i32,
+    ADD_RMS_NORM, ROPE, SILU_AND_MUL, WRITE_KV,
 };
 use crate::ops::{AddRmsNorm, Rope, SiluAndMul, WriteKv};
 use crate::reference::RopeStyle;
-
-fn cfg(grid: usize, threads: usize) -> LaunchConfig {
-    LaunchConfig {
-        grid_dim: (grid.max(1) as u32, 1, 1),
-        block_dim: (threads as u32, 1, 1),
-        shared_mem_bytes: 0,
-    }
-}
-
-fn to_i32(v: usize, what: &str) -> Result<i32> {
-    i32::try_from(v)
-        .map_err(|_| candle_core::Error::Msg(format!("lathe cuda kernels: {what} = {v} too large")))
-}
 
 /// Elements in one 16-byte access of `dtype`.
 fn vec_width(dtype: DType) -> usize {

@@ -19,7 +19,7 @@ pub(crate) use elementwise::{add_rms_norm, rope, silu_and_mul, write_kv};
 pub(crate) use moe::{moe_combine, moe_topk_softmax};
 
 use candle_core::cuda_backend::cudarc::driver::{
-    CudaFunction, CudaStream, DevicePtr, DevicePtrMut, SyncOnDrop,
+    CudaFunction, CudaStream, DevicePtr, DevicePtrMut, LaunchConfig, SyncOnDrop,
 };
 use candle_core::cuda_backend::{CudaStorageSlice, WrapErr};
 use candle_core::{CudaDevice, CudaStorage, DType, Layout, Result, Storage, Tensor};
@@ -74,6 +74,21 @@ pub(crate) const SILU_AND_MUL: Module = Module {
     name: "lathe_silu_and_mul",
     ptx: ptx::SILU_AND_MUL_PTX,
 };
+
+/// A 1-D launch of `grid` blocks (at least one) of `threads` threads, no dynamic shared memory.
+pub(crate) fn launch_cfg(grid: usize, threads: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (grid.max(1) as u32, 1, 1),
+        block_dim: (threads as u32, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// A kernel's `int` argument; sizes beyond i32 are an error naming `what`.
+pub(crate) fn to_i32(v: usize, what: &str) -> Result<i32> {
+    i32::try_from(v)
+        .map_err(|_| candle_core::Error::Msg(format!("lathe cuda kernels: {what} = {v} too large")))
+}
 
 /// Loads (once per device and module) and returns a kernel.
 pub(crate) fn function(dev: &CudaDevice, module: Module, name: &str) -> Result<CudaFunction> {

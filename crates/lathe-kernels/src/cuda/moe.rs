@@ -2,25 +2,12 @@
 //! weighted combine of the experts' outputs (grid-stride over T · H).
 
 use candle_core::backend::BackendStorage;
-use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
+use candle_core::cuda_backend::cudarc::driver::PushKernelArg;
 use candle_core::cuda_backend::WrapErr;
 use candle_core::{CudaStorage, DType, Layout, Result, Shape};
 
-use super::{alloc, arg, arg_mut, dtype_suffix, function, MOE};
+use super::{alloc, arg, arg_mut, dtype_suffix, function, launch_cfg as cfg, to_i32, MOE};
 use crate::ops::{MoeCombine, MoeTopK};
-
-fn to_i32(v: usize, what: &str) -> Result<i32> {
-    i32::try_from(v)
-        .map_err(|_| candle_core::Error::Msg(format!("lathe cuda kernels: {what} = {v} too large")))
-}
-
-fn cfg(grid: usize, threads: u32) -> LaunchConfig {
-    LaunchConfig {
-        grid_dim: (grid.max(1) as u32, 1, 1),
-        block_dim: (threads, 1, 1),
-        shared_mem_bytes: 0,
-    }
-}
 
 pub(crate) fn moe_topk_softmax(
     op: &MoeTopK,
